@@ -1,0 +1,3 @@
+"""Carewatch: live oversight of commissioned care."""
+
+__version__ = "0.1.0"

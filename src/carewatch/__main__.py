@@ -1,0 +1,5 @@
+import sys
+
+from carewatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,149 @@
+"""The one `carewatch` command line tool: each subcommand starts one process or job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from carewatch import settings as settings_module
+from carewatch.services import ServiceUnavailable
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from carewatch.schema.migrate import ensure_database, migrate
+    from carewatch.services import check_postgres
+
+    settings = settings_module.load()
+    check_postgres(settings.database_url)
+    if ensure_database(settings.database_url):
+        print("migrate: created the database", flush=True)
+    migrate(settings.database_url, log=True)
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    import time
+
+    from carewatch.services import start_broker
+
+    broker = start_broker(args.port)
+    print(f"broker: tansu listening at {broker.kafka_url} (memory storage); Ctrl-C stops it", flush=True)
+    try:
+        while broker.process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from carewatch.stream.worker import run_worker
+
+    return run_worker(settings_module.load())
+
+
+def _api(args: argparse.Namespace) -> int:
+    from carewatch.web import run_api
+
+    return run_api(settings_module.load(), host=args.host, port=args.port)
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from carewatch.alerts.scheduler import run_scheduler
+
+    return run_scheduler(settings_module.load())
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from carewatch.simulator.run import run_simulate
+
+    return run_simulate(settings_module.load(), args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from carewatch.demo import run_demo
+
+    return run_demo(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from carewatch.bench import run_bench
+
+    return run_bench(args)
+
+
+def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same feed")
+    parser.add_argument("--packages", type=int, default=36, help="care packages to simulate")
+    parser.add_argument("--providers", type=int, default=4, help="providers delivering them")
+    parser.add_argument("--days", type=float, default=1.0, help="simulated days of care")
+    parser.add_argument("--start", default=None,
+                        help="simulated start instant (RFC 3339); default: the coming Monday 06:00 Europe/London")
+    parser.add_argument("--speed", type=float, default=120.0,
+                        help="simulated seconds per real second (0: as fast as possible)")
+    parser.add_argument("--late-rate", type=float, default=0.10, help="share of visits that start late")
+    parser.add_argument("--miss-rate", type=float, default=0.03, help="share of visits never attended")
+    parser.add_argument("--short-rate", type=float, default=0.06, help="share of visits cut short")
+    parser.add_argument("--cancel-rate", type=float, default=0.04, help="share of visits cancelled")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carewatch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("migrate", help="create the database if needed and apply the migrations")
+    p.set_defaults(func=_migrate)
+
+    p = sub.add_parser("broker", help="run a local tansu Kafka-compatible broker (memory storage)")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(func=_broker)
+
+    p = sub.add_parser("worker", help="run the stream worker (faust) on the care-events topic")
+    p.set_defaults(func=_worker)
+
+    p = sub.add_parser("api", help="serve GraphQL, POST /events, /healthz and /metrics")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=_api)
+
+    p = sub.add_parser("scheduler", help="run the deadline sweeps and periodic jobs")
+    p.set_defaults(func=_scheduler)
+
+    p = sub.add_parser("simulate", help="feed a seeded synthetic care day to Kafka or POST /events")
+    _add_simulation_options(p)
+    p.add_argument("--target", choices=["kafka", "http"], default="kafka")
+    p.add_argument("--api-url", default="http://127.0.0.1:8000", help="API base URL for --target http")
+    p.add_argument("--token", default=None, help="bearer token for --target http")
+    p.set_defaults(func=_simulate)
+
+    p = sub.add_parser("demo", help="run broker, worker, API, scheduler and the simulator together")
+    _add_simulation_options(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--duration", type=float, default=0.0,
+                   help="stop after this many real seconds (0: run until Ctrl-C)")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("bench", help="throughput benchmark of the real worker against the bare consumer ceiling")
+    p.add_argument("--events", type=int, default=60000)
+    p.add_argument("--runs", type=int, default=3)
+    p.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ServiceUnavailable as exc:
+        print(f"carewatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

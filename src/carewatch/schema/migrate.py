@@ -1,0 +1,88 @@
+"""Apply the SQL migrations in order, once each; safe to run again and from several processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import psycopg
+
+# Any constant works: it only has to be the same for every Carewatch process.
+_MIGRATION_LOCK = 7_240_311
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    sql: str
+
+
+def _load(folder: str) -> list[Migration]:
+    root = resources.files("carewatch.schema").joinpath("migrations")
+    if folder:
+        root = root.joinpath(folder)
+    found = [
+        Migration(f"{folder + '/' if folder else ''}{entry.name}", entry.read_text(encoding="utf-8"))
+        for entry in root.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found, key=lambda m: m.version)
+
+
+def core_migrations() -> list[Migration]:
+    return _load("")
+
+
+def timescale_migrations() -> list[Migration]:
+    return _load("timescale")
+
+
+def timescale_available(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    return row is not None
+
+
+def migrate(database_url: str, *, log: bool = False) -> list[str]:
+    """Apply what is missing; return the versions applied now."""
+    applied_now: list[str] = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+            wanted = core_migrations()
+            if timescale_available(conn):
+                wanted += timescale_migrations()
+            for migration in wanted:
+                if migration.version in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(migration.sql.encode())  # no parameters: DDL files as written
+                    conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (migration.version,))
+                applied_now.append(migration.version)
+                if log:
+                    print(f"migrate: applied {migration.version}", flush=True)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+    if log and not applied_now:
+        print("migrate: database is up to date", flush=True)
+    return applied_now
+
+
+def ensure_database(database_url: str) -> bool:
+    """Create the database named in the URL if it does not exist; True if created."""
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    name = str(info.get("dbname") or "")
+    if not name:
+        return False
+    info["dbname"] = "postgres"
+    admin_url = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return False
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+        return True

@@ -1,0 +1,11 @@
+"""The one place the database is reached from: an async connection pool."""
+
+from __future__ import annotations
+
+from psycopg_pool import AsyncConnectionPool
+
+
+def make_pool(database_url: str, *, min_size: int = 1, max_size: int = 8) -> AsyncConnectionPool:
+    """An unopened pool; open it with `await pool.open(wait=True)` in the owner's lifespan."""
+    return AsyncConnectionPool(database_url, min_size=min_size, max_size=max_size, open=False,
+                               kwargs={"autocommit": False})
