@@ -117,4 +117,5 @@ def make_package(rng: random.Random, number: int, commissioner: Commissioner, pr
     lat = round(commissioner.lat + rng.uniform(-0.04, 0.04), 6)
     lon = round(commissioner.lon + rng.uniform(-0.06, 0.06), 6)
     return CarePackage(f"PKG-{number:05d}", commissioner, provider, rng.choice(MECHANISMS),
-                       f"P-{number:05d}", nhs_number(rng), lat, lon, visits, rates, budget, contingency, period_start, period_end)
+                       f"P-{number:05d}", nhs_number(rng), lat, lon, visits, rates, budget, contingency,
+                       period_start, period_end)
