@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -75,7 +75,8 @@ class Shift:
 
     @property
     def duration_seconds(self) -> int:
-        return int((self.ends_at - self.starts_at).total_seconds())
+        # Via UTC: Python subtracts two datetimes sharing one ZoneInfo by wall time, not instants.
+        return int((self.ends_at.astimezone(UTC) - self.starts_at.astimezone(UTC)).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class AttendancePair:
     def seconds(self) -> int:
         if self.clock_out_at is None:
             return 0
-        return max(0, int((self.clock_out_at - self.clock_in_at).total_seconds()))
+        elapsed = self.clock_out_at.astimezone(UTC) - self.clock_in_at.astimezone(UTC)
+        return max(0, int(elapsed.total_seconds()))
 
 
 @dataclass(frozen=True)
