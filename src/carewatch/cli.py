@@ -75,6 +75,12 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(args)
 
 
+def _token(args: argparse.Namespace) -> int:
+    from carewatch.security.token_cli import run_token_command
+
+    return run_token_command(settings_module.load(), args)
+
+
 def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same feed")
     parser.add_argument("--packages", type=int, default=36, help="care packages to simulate")
@@ -131,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=60000)
     p.add_argument("--runs", type=int, default=3)
     p.set_defaults(func=_bench)
+    p = sub.add_parser("token", help="create, list or revoke API tokens (the secret is shown once)")
+    token_sub = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    t = token_sub.add_parser("create", help="create a token; prints the secret alone on standard output")
+    t.add_argument("--role", required=True, help="admin, commissioner, safeguarding, provider or ingest")
+    t.add_argument("--scope", default=None, help="commissioner id or provider id (every role but admin)")
+    t.add_argument("--name", default="", help="who or what the token is for")
+    token_sub.add_parser("list", help="list tokens (never their secrets)")
+    t = token_sub.add_parser("revoke", help="revoke a token by id")
+    t.add_argument("id", type=int)
+    p.set_defaults(func=_token)
     return parser
 
 

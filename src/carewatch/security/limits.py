@@ -1,0 +1,69 @@
+"""Limits that keep hostile GraphQL and oversized requests from costing the service anything.
+
+The GraphQL ones are strawberry schema extensions (validation rules run before any resolver);
+the request-size and batch ones are enforced by `gate.AccessGate` before the body is parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import BatchingConfig
+
+MAX_QUERY_DEPTH = 10
+MAX_QUERY_TOKENS = 2_000
+MAX_ALIASES = 15
+MAX_BATCH_OPERATIONS = 10
+MAX_BODY_BYTES = 1024 * 1024  # 1 MiB, for /graphql and POST /events alike
+MAX_PAGE_SIZE = 500  # `first` is capped by the read models (contracts/GRAPHQL.md)
+
+MASKED_ERROR_MESSAGE = "Internal error; it has been logged."
+
+BATCHING: BatchingConfig = {"max_operations": MAX_BATCH_OPERATIONS}
+
+
+class RefusedInput(Exception):
+    """Raised by resolvers for bad caller input; its message is safe to show even in production."""
+
+
+def should_mask_error(error: GraphQLError) -> bool:
+    """Mask errors that came from an unexpected exception (a bug, SQL, a stack), not deliberate refusals.
+
+    Validation and syntax errors (depth, tokens, aliases, unknown fields) have no original
+    error; resolvers refuse input with a GraphQLError or RefusedInput. Anything else could
+    carry SQL or internals, so production shows a fixed message instead.
+    """
+    original = error.original_error
+    if original is None:
+        return False
+    return not isinstance(original, (GraphQLError, RefusedInput))
+
+
+def graphql_extensions(
+    production: bool, mask: Callable[[GraphQLError], bool] = should_mask_error
+) -> list[Callable[[], SchemaExtension]]:
+    """Factories of the schema extensions every Carewatch schema runs with (one instance per request).
+
+    `mask` decides which errors production hides; the GraphQL layer may pass its own rule.
+    """
+    extensions: list[Callable[[], SchemaExtension]] = [
+        partial(MaxTokensLimiter, max_token_count=MAX_QUERY_TOKENS),
+        partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
+        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+    ]
+    if production:
+        extensions += [
+            DisableIntrospection,
+            partial(MaskErrors, should_mask_error=mask, error_message=MASKED_ERROR_MESSAGE),
+        ]
+    return extensions
