@@ -81,6 +81,16 @@ class Settings:
     worker_web_port: int = field(default_factory=lambda: _env_int("CAREWATCH_WORKER_WEB_PORT", 0))
     """Port of the faust worker's own web server; 0 picks a free one."""
 
+    metrics_token_required: bool = field(
+        default_factory=lambda: _env("CAREWATCH_METRICS_TOKEN_REQUIRED", "false").lower() in ("1", "true", "yes"))
+    """Whether /metrics asks for a bearer token (any role but ingest); off so Prometheus can scrape."""
+
+    ingest_rate_per_minute: int = field(default_factory=lambda: _env_int("CAREWATCH_INGEST_RATE_PER_MINUTE", 600))
+    """POST /events requests each token may make per minute (0: no limit); more get 429."""
+
+    token_cache_seconds: float = field(default_factory=lambda: _env_float("CAREWATCH_TOKEN_CACHE_SECONDS", 5.0))
+    """How long a confirmed token is trusted without the database: the most a revocation waits."""
+
     @property
     def kafka_bootstrap(self) -> str:
         """The brokers as aiokafka wants them: `host:port,host:port`."""
