@@ -1,0 +1,81 @@
+"""docker-compose.yml, read as data: no Docker engine runs here, so check what it would start."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CAREWATCH = {"migrate": ["migrate"], "worker": ["worker"], "scheduler": ["scheduler"],
+             "api": ["api", "--host", "0.0.0.0", "--port", "8000"]}
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return dict(compose["services"])
+
+
+def test_every_service_is_there(services: dict[str, Any]) -> None:
+    assert set(services) == {"timescaledb", "kafka", "redis", "prometheus", *CAREWATCH}
+
+
+def test_backing_services_are_pinned_and_health_checked(services: dict[str, Any]) -> None:
+    assert re.fullmatch(r"timescale/timescaledb:[0-9.]+-pg1[7-9]", services["timescaledb"]["image"])
+    assert re.fullmatch(r"apache/kafka:[0-9]+\.[0-9]+\.[0-9]+", services["kafka"]["image"])
+    assert re.fullmatch(r"redis:7(\.[0-9]+)*", services["redis"]["image"])
+    for name in ("timescaledb", "kafka", "redis"):
+        assert services[name]["healthcheck"]["test"], name
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert "kafka:9092" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_carewatch_services_use_the_one_image_and_their_command(services: dict[str, Any]) -> None:
+    for name, command in CAREWATCH.items():
+        service = services[name]
+        assert service["build"]["dockerfile"] == "ops/Dockerfile", name
+        assert service["build"]["context"] == ".", name
+        assert service["command"] == command, name
+        env = service["environment"]
+        assert env["CAREWATCH_KAFKA_URL"] == "kafka://kafka:9092"
+        assert env["CAREWATCH_DATABASE_URL"].endswith("@timescaledb:5432/carewatch")
+        assert env["CAREWATCH_REDIS_URL"] == "redis://redis:6379/0"
+    assert "8000:8000" in services["api"]["ports"]
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_start_order_waits_for_health_and_migrations(services: dict[str, Any]) -> None:
+    assert services["migrate"]["depends_on"]["timescaledb"]["condition"] == "service_healthy"
+    for name in ("worker", "api", "scheduler"):
+        deps = services[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully", name
+        assert deps["redis"]["condition"] == "service_healthy", name
+    assert services["worker"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["api"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+def test_prometheus_scrapes_the_api_metrics(services: dict[str, Any]) -> None:
+    assert any(v.startswith("./ops/prometheus.yml:") for v in services["prometheus"]["volumes"])
+    config = yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["carewatch-api"]
+    assert api["metrics_path"] == "/metrics"
+    assert api["static_configs"][0]["targets"] == ["api:8000"]
+
+
+def test_dockerfile_installs_the_project_as_a_non_root_user() -> None:
+    text = (ROOT / "ops" / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    assert re.search(r"^RUN pip install \.", text, re.M)
+    assert re.search(r"^USER (?!root)\w+", text, re.M)
+    assert 'ENTRYPOINT ["carewatch"]' in text
+
+
+def test_console_script_named_by_the_entrypoint_exists() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'carewatch = "carewatch.cli:main"' in pyproject
