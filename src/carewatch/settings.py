@@ -81,6 +81,14 @@ class Settings:
     worker_web_port: int = field(default_factory=lambda: _env_int("CAREWATCH_WORKER_WEB_PORT", 0))
     """Port of the faust worker's own web server; 0 picks a free one."""
 
+    worker_metrics_port: int = field(default_factory=lambda: _env_int("CAREWATCH_WORKER_METRICS_PORT", 0))
+    """Port the worker serves Prometheus metrics on; 0 serves none."""
+
+    worker_session_timeout_seconds: float = field(
+        default_factory=lambda: _env_float("CAREWATCH_WORKER_SESSION_TIMEOUT", 10.0)
+    )
+    """Kafka consumer session timeout: a dead worker's partitions move after this long."""
+
     metrics_token_required: bool = field(
         default_factory=lambda: _env("CAREWATCH_METRICS_TOKEN_REQUIRED", "false").lower() in ("1", "true", "yes"))
     """Whether /metrics asks for a bearer token (any role but ingest); off so Prometheus can scrape."""

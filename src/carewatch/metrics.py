@@ -1,0 +1,26 @@
+"""Prometheus metric objects shared by every Carewatch process (import them from here, never redefine)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_ACCEPTED = Counter("carewatch_events_accepted_total", "Care events applied, by event type.", ["type"])
+EVENTS_REJECTED = Counter(
+    "carewatch_events_rejected_total", "Input rejected to the dead-letter topic and rejected_events.",
+    ["stage", "source"],
+)
+EVENTS_DUPLICATE = Counter(
+    "carewatch_events_duplicate_total", "Care events seen before (same event_id): ignored."
+)
+EVENTS_HELD = Counter("carewatch_events_held_total", "Valid events held until what they name arrives.")
+EVENTS_RELEASED = Counter(
+    "carewatch_events_released_total", "Held events applied once their reference arrived."
+)
+BATCH_SECONDS = Histogram(
+    "carewatch_batch_seconds", "Time to validate and apply one batch of care events.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+BATCH_SIZE = Histogram(
+    "carewatch_batch_size", "Messages in one batch taken from the care-events topic.",
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+)

@@ -1,0 +1,178 @@
+"""Care events off the wire: decode, check against the contract's JSON Schema, then the domain rules.
+
+`validate_event` never raises on bad input: it returns a `Rejection` whose reason names the
+field, so that the worker and the HTTP ingest can dead-letter it and carry on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from carewatch.domain.identifiers import nhs_number_valid, ni_number_valid
+
+RejectionStage = Literal["decode", "schema", "semantic", "unresolved", "scope"]
+
+_INSTANT_HINT = "is not a valid RFC 3339 date-time with offset"
+# Fields the schema defines as instants ($defs/instant): reasons for them say what is expected.
+_INSTANT_FIELDS = frozenset({"occurred_at", "starts_at", "ends_at", "clock_in_at", "clock_out_at"})
+
+
+@dataclass(frozen=True)
+class CareEvent:
+    """A care event that passed the contract and the semantic checks."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime  # aware, UTC
+    key: str
+    payload: dict[str, Any] = field(hash=False)
+    raw: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Input that failed; `stage` says which check it failed and `reason` why, naming the field."""
+
+    reason: str
+    stage: RejectionStage
+    event_id: str | None
+    event_type: str | None
+    raw: str
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    text = resources.files("carewatch.schema").joinpath("care-event.schema.json").read_text(encoding="utf-8")
+    schema = json.loads(text)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def schema_text() -> str:
+    """The packaged copy of the contract's JSON Schema, as shipped."""
+    return resources.files("carewatch.schema").joinpath("care-event.schema.json").read_text(encoding="utf-8")
+
+
+def message_key(payload: Mapping[str, Any]) -> str:
+    """The Kafka key the contract gives an event: package_id, else carer_id, provider_id, commissioner_id."""
+    for name in ("package_id", "carer_id", "provider_id", "commissioner_id"):
+        value = payload.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def parse_instant(text: str) -> datetime:
+    """An RFC 3339 instant with offset (already schema-checked) as an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")).astimezone(UTC)
+
+
+def validate_event(raw: bytes | str) -> CareEvent | Rejection:
+    """Decode one message and check it; a `CareEvent` when it is good, else a `Rejection`."""
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejection(f"message is not UTF-8 text ({exc.reason} at byte {exc.start})", "decode",
+                             None, None, raw.decode("utf-8", errors="replace"))
+    else:
+        text = raw
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Rejection(f"message is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                         "decode", None, None, text)
+    if not isinstance(data, dict):
+        return Rejection(f"message must be a JSON object, got {type(data).__name__}", "decode",
+                         None, None, text)
+
+    event_id = data.get("event_id") if isinstance(data.get("event_id"), str) else None
+    event_type = data.get("type") if isinstance(data.get("type"), str) else None
+
+    errors = list(_validator().iter_errors(data))
+    if errors:
+        return Rejection(_schema_reason(errors), "schema", event_id, event_type, text)
+
+    problems = semantic_problems(data)
+    if problems:
+        return Rejection("; ".join(problems), "semantic", event_id, event_type, text)
+
+    assert event_id is not None and event_type is not None  # the schema requires both as strings
+    return CareEvent(event_id, event_type, parse_instant(data["occurred_at"]), message_key(data), data, text)
+
+
+def _path(error: ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "required":
+        # The message names the missing property; the path is its parent.
+        missing = error.message.split("'")[1] if "'" in error.message else ""
+        parts.append(missing)
+    return ".".join(parts) or "(event)"
+
+
+def _describe(error: ValidationError) -> str:
+    path = _path(error)
+    leaf = path.rsplit(".", 1)[-1]
+    value = error.instance
+    if leaf in _INSTANT_FIELDS and error.validator in ("format", "pattern"):
+        return f"{path}: {value!r} {_INSTANT_HINT}"
+    if error.validator == "format":
+        return f"{path}: {value!r} is not a valid {error.validator_value}"
+    if error.validator == "required":
+        return f"{path}: is required"
+    if error.validator == "minLength" and value == "":
+        return f"{path}: must not be empty"
+    if path == "type" and error.validator == "enum":
+        return f"type: {value!r} is not a known event type"
+    return f"{path}: {error.message}"
+
+
+def _schema_reason(errors: Iterable[ValidationError]) -> str:
+    # One reason per field, in a stable order, so the same bad input always reads the same.
+    seen: dict[str, str] = {}
+    for error in sorted(errors, key=lambda e: (_path(e), str(e.validator))):
+        seen.setdefault(_path(error), _describe(error))
+    return "; ".join(seen.values())
+
+
+def semantic_problems(data: Mapping[str, Any]) -> list[str]:
+    """The domain rules the schema cannot say (DOMAIN.md), for a schema-valid event."""
+    problems: list[str] = []
+    kind = data["type"]
+    if kind == "package.approved":
+        nhs = data["person"]["nhs_number"]
+        if not nhs_number_valid(nhs):
+            problems.append(f"person.nhs_number: {nhs!r} fails the NHS number modulus 11 check")
+        _order(problems, data, "period_start", "period_end", strict=False, dates=True)
+    elif kind == "carer.registered":
+        ni = data.get("ni_number")
+        if ni is not None and not ni_number_valid(ni):
+            problems.append(f"ni_number: {ni!r} is not a valid National Insurance number")
+    elif kind in ("shift.scheduled", "shift.updated"):
+        _order(problems, data, "starts_at", "ends_at", strict=True, dates=False)
+    elif kind == "visit.corrected":
+        _order(problems, data, "clock_in_at", "clock_out_at", strict=True, dates=False)
+    elif kind == "invoice.submitted":
+        _order(problems, data, "period_start", "period_end", strict=False, dates=True)
+    return problems
+
+
+def _order(problems: list[str], data: Mapping[str, Any], first: str, second: str, *,
+           strict: bool, dates: bool) -> None:
+    a: date | datetime
+    b: date | datetime
+    if dates:
+        a, b = date.fromisoformat(data[first]), date.fromisoformat(data[second])
+    else:
+        a, b = parse_instant(data[first]), parse_instant(data[second])
+    if (strict and b <= a) or (not strict and b < a):
+        relation = "after" if strict else "on or after"
+        problems.append(f"{second}: {data[second]!r} must be {relation} {first} {data[first]!r}")

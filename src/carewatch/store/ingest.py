@@ -1,0 +1,217 @@
+"""Applying a batch of validated care events to the database in one transaction.
+
+Events new to the events table are applied; repeats change nothing. An event whose
+reference (its shift, package, provider or commissioner) is neither stored nor in the
+batch is held and applied when the reference arrives. Every shift touched has its ledger
+rebuilt from all its stored facts, so the result does not depend on arrival order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from carewatch.schema.events import CareEvent, Rejection
+from carewatch.store.entities import write_entities
+from carewatch.store.held import HeldEvent, expire_held, hold, take_resolvable, take_waiting_for
+from carewatch.store.ledgers import recompute_ledgers
+from carewatch.store.rejects import record_rejections
+
+__all__ = ["BatchOutcome", "apply_batch", "expire_held", "provides", "references", "release_held"]
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    applied: int = 0
+    duplicates: int = 0
+    held: int = 0
+    released: int = 0
+    rejected: int = 0
+    affected_shift_ids: tuple[str, ...] = ()
+    applied_events: tuple[CareEvent, ...] = field(default=(), repr=False)
+
+    def applied_by_type(self) -> Counter[str]:
+        return Counter(e.type for e in self.applied_events)
+
+
+def references(event: CareEvent) -> tuple[str, ...]:
+    """What must exist before `event` can be applied, as `kind:id`."""
+    p = event.payload
+    match event.type:
+        case "carer.registered":
+            return (f"provider:{p['provider_id']}",)
+        case "package.approved":
+            return (f"commissioner:{p['commissioner_id']}", f"provider:{p['provider_id']}")
+        case "shift.scheduled" | "shift.updated" | "invoice.submitted":
+            return (f"package:{p['package_id']}",)
+        case "shift.cancelled" | "visit.clock_in" | "visit.clock_out" | "visit.corrected":
+            # A cancellation changes a shift row, so it waits for the shift itself.
+            return (f"shift:{p['shift_id']}",)
+    return ()
+
+
+def provides(event: CareEvent) -> str | None:
+    """The reference `event` creates once applied, if any."""
+    p = event.payload
+    match event.type:
+        case "commissioner.registered":
+            return f"commissioner:{p['commissioner_id']}"
+        case "provider.registered":
+            return f"provider:{p['provider_id']}"
+        case "package.approved":
+            return f"package:{p['package_id']}"
+        case "shift.scheduled" | "shift.updated":
+            return f"shift:{p['shift_id']}"
+    return None
+
+
+_EXISTING_REFS = """
+SELECT 'commissioner:' || commissioner_id FROM commissioners WHERE commissioner_id = ANY(%(commissioner)s)
+UNION ALL SELECT 'provider:' || provider_id FROM providers WHERE provider_id = ANY(%(provider)s)
+UNION ALL SELECT 'package:' || package_id FROM packages WHERE package_id = ANY(%(package)s)
+UNION ALL SELECT 'shift:' || shift_id FROM shifts WHERE shift_id = ANY(%(shift)s)"""
+
+_SEEN = """
+SELECT event_id FROM events WHERE event_id = ANY(%(ids)s)
+UNION SELECT event_id FROM held_events WHERE event_id = ANY(%(ids)s)"""
+
+_RECORD = """
+INSERT INTO events (event_id, occurred_at, type, key, payload, received_at)
+SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::jsonb[], %s::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING event_id"""
+
+_SHIFTS_OF = """
+SELECT shift_id FROM shifts
+WHERE package_id = ANY(%(packages)s)
+   OR package_id IN (SELECT package_id FROM packages WHERE commissioner_id = ANY(%(commissioners)s))"""
+
+
+async def _existing(conn: AsyncConnection[Any], refs: set[str]) -> set[str]:
+    wanted: dict[str, list[str]] = {"commissioner": [], "provider": [], "package": [], "shift": []}
+    for ref in refs:
+        kind, _, ident = ref.partition(":")
+        wanted[kind].append(ident)
+    if not any(wanted.values()):
+        return set()
+    async with conn.cursor() as cur:
+        await cur.execute(_EXISTING_REFS, wanted)
+        return {str(r[0]) for r in await cur.fetchall()}
+
+
+def _resolve(pending: Sequence[HeldEvent],
+             available: set[str]) -> tuple[list[HeldEvent], list[tuple[HeldEvent, str]]]:
+    """Split into events whose references are all available (counting what earlier ready events
+    provide) and events still waiting, each with the first reference it lacks."""
+    ready: list[HeldEvent] = []
+    remaining = list(pending)
+    progress = True
+    while progress and remaining:
+        progress = False
+        still: list[HeldEvent] = []
+        for item in remaining:
+            if all(ref in available for ref in references(item.event)):
+                ready.append(item)
+                made = provides(item.event)
+                if made is not None and made not in available:
+                    available.add(made)
+                    progress = True
+            else:
+                still.append(item)
+        remaining = still
+    waiting = [(item, next(r for r in references(item.event) if r not in available)) for item in remaining]
+    return ready, waiting
+
+
+async def _record_events(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime) -> set[str]:
+    """Insert the raw events; return the ids that were new (a concurrent writer may have won)."""
+    if not events:
+        return set()
+    async with conn.cursor() as cur:
+        await cur.execute(_RECORD, ([e.event_id for e in events], [e.occurred_at for e in events],
+                                    [e.type for e in events], [e.key for e in events],
+                                    [e.raw for e in events], [now] * len(events)))
+        return {str(r[0]) for r in await cur.fetchall()}
+
+
+@dataclass
+class _Tally:
+    applied: list[CareEvent] = field(default_factory=list)
+    held: int = 0
+    released: int = 0
+    shifts: set[str] = field(default_factory=set)
+    packages: set[str] = field(default_factory=set)
+    commissioners: set[str] = field(default_factory=set)
+
+
+async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], now: datetime,
+                        tally: _Tally) -> None:
+    """Apply what can be applied, hold the rest, and repeat with whatever the applied events release."""
+    while pending:
+        refs = {ref for item in pending for ref in references(item.event)}
+        ready, waiting = _resolve(pending, await _existing(conn, refs))
+        await hold(conn, waiting)
+        tally.held += len(waiting)
+        fresh = await _record_events(conn, [item.event for item in ready], now)
+        applied = [item.event for item in ready if item.event.event_id in fresh]
+        await write_entities(conn, applied)
+        tally.applied.extend(applied)
+        for e in applied:
+            if e.type.startswith(("shift.", "visit.")):
+                tally.shifts.add(e.payload["shift_id"])
+            elif e.type == "package.approved":
+                tally.packages.add(e.payload["package_id"])
+            elif e.type == "commissioner.registered":
+                tally.commissioners.add(e.payload["commissioner_id"])
+        made = {ref for e in applied if (ref := provides(e)) is not None}
+        pending = await take_waiting_for(conn, made)
+        tally.released += len(pending)
+
+
+async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> tuple[str, ...]:
+    """Rebuild the ledger of every shift touched, including all shifts of changed packages and time zones."""
+    shifts = set(tally.shifts)
+    if tally.packages or tally.commissioners:
+        async with conn.cursor() as cur:
+            await cur.execute(_SHIFTS_OF, {"packages": sorted(tally.packages),
+                                           "commissioners": sorted(tally.commissioners)})
+            shifts.update(str(r[0]) for r in await cur.fetchall())
+    await recompute_ledgers(conn, shifts, now)
+    return tuple(sorted(shifts))
+
+
+async def apply_batch(conn: AsyncConnection[Any], events: Sequence[CareEvent],
+                      rejections: Sequence[Rejection], source: str, now: datetime) -> BatchOutcome:
+    """Apply one batch of validated events and record its rejections, in one transaction."""
+    async with conn.transaction():
+        unique: dict[str, CareEvent] = {}
+        for event in events:
+            unique.setdefault(event.event_id, event)
+        seen: set[str] = set()
+        if unique:
+            async with conn.cursor() as cur:
+                await cur.execute(_SEEN, {"ids": list(unique)})
+                seen = {str(r[0]) for r in await cur.fetchall()}
+        pending = [HeldEvent(e, now) for eid, e in unique.items() if eid not in seen]
+        tally = _Tally()
+        await _apply_rounds(conn, pending, now, tally)
+        await record_rejections(conn, rejections, source, now)
+        affected = await _finish(conn, tally, now)
+    duplicates = len(events) - len(pending)
+    return BatchOutcome(len(tally.applied), duplicates, tally.held, tally.released, len(rejections), affected,
+                        tuple(tally.applied))
+
+
+async def release_held(conn: AsyncConnection[Any], now: datetime) -> BatchOutcome:
+    """Apply every held event whose reference now exists (it may have arrived via another worker)."""
+    async with conn.transaction():
+        pending = await take_resolvable(conn)
+        tally = _Tally(released=len(pending))
+        await _apply_rounds(conn, pending, now, tally)
+        affected = await _finish(conn, tally, now)
+    return BatchOutcome(len(tally.applied), 0, tally.held, tally.released, 0, affected, tuple(tally.applied))

@@ -1,0 +1,137 @@
+"""Recomputing shift_ledger rows from the stored shift, its clock events and corrections.
+
+The ledger is always rebuilt from every fact stored for the shift, never adjusted
+incrementally, so arrival order and replays cannot change it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Collection
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from psycopg import AsyncConnection
+
+from carewatch.domain.attendance import shift_ledger
+from carewatch.domain.model import ClockEvent, Correction, Location, Rate, Shift, ShiftLedger
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEZONE = "Europe/London"
+
+_SHIFTS = """
+SELECT s.shift_id, s.package_id, s.provider_id, s.starts_at, s.ends_at, s.service_type, s.carers_required,
+       s.carer_ids, s.required_competencies, s.cancelled_by, p.rates, c.timezone
+FROM shifts s
+LEFT JOIN packages p ON p.package_id = s.package_id
+LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+WHERE s.shift_id = ANY(%s)"""
+
+_CLOCKS = """
+SELECT event_id, shift_id, carer_id, direction, at, method, lat, lon, accuracy_m
+FROM clock_events WHERE shift_id = ANY(%s)"""
+
+_CORRECTIONS = """
+SELECT event_id, shift_id, carer_id, clock_in_at, clock_out_at, occurred_at, reason_code, corrected_by
+FROM visit_corrections WHERE shift_id = ANY(%s)"""
+
+_UPSERT = """
+INSERT INTO shift_ledger (shift_id, package_id, provider_id, starts_at, planned_seconds, scheduled_seconds,
+    actual_seconds, payable_seconds, overrun_seconds, unverified_seconds, provider_cancelled_seconds,
+    day_seconds, night_seconds, weekend_seconds, bank_holiday_seconds, rate_seconds, spend_pence,
+    first_clock_in_at, open_attendances, distinct_carers, attendance, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
+    starts_at = EXCLUDED.starts_at, planned_seconds = EXCLUDED.planned_seconds,
+    scheduled_seconds = EXCLUDED.scheduled_seconds, actual_seconds = EXCLUDED.actual_seconds,
+    payable_seconds = EXCLUDED.payable_seconds, overrun_seconds = EXCLUDED.overrun_seconds,
+    unverified_seconds = EXCLUDED.unverified_seconds,
+    provider_cancelled_seconds = EXCLUDED.provider_cancelled_seconds, day_seconds = EXCLUDED.day_seconds,
+    night_seconds = EXCLUDED.night_seconds, weekend_seconds = EXCLUDED.weekend_seconds,
+    bank_holiday_seconds = EXCLUDED.bank_holiday_seconds, rate_seconds = EXCLUDED.rate_seconds,
+    spend_pence = EXCLUDED.spend_pence, first_clock_in_at = EXCLUDED.first_clock_in_at,
+    open_attendances = EXCLUDED.open_attendances, distinct_carers = EXCLUDED.distinct_carers,
+    attendance = EXCLUDED.attendance, updated_at = EXCLUDED.updated_at"""
+
+_SIX_PLACES = Decimal("0.000001")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else _utc(value).isoformat().replace("+00:00", "Z")
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or DEFAULT_TIMEZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone %r; using %s", name, DEFAULT_TIMEZONE)
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+def spend_pence(rate_seconds: int) -> Decimal:
+    """Spend held to 6 places (the column's scale); rate_seconds stays the exact figure."""
+    return (Decimal(rate_seconds) / Decimal(3600)).quantize(_SIX_PLACES, rounding=ROUND_HALF_UP)
+
+
+def _rates(raw: Any) -> tuple[Rate, ...]:
+    return tuple(Rate(r["service_type"], r["band"], int(r["pence_per_hour"])) for r in (raw or []))
+
+
+def ledger_row(ledger: ShiftLedger, now: datetime) -> tuple[Any, ...]:
+    bands = ledger.band_seconds
+    attendance = [
+        {"carerId": a.carer_id, "clockInAt": _instant(a.clock_in_at), "clockOutAt": _instant(a.clock_out_at),
+         "method": a.method, "verified": a.verified}
+        for a in ledger.attendance
+    ]
+    return (ledger.shift_id, ledger.package_id, ledger.provider_id, ledger.starts_at, ledger.planned_seconds,
+            ledger.scheduled_seconds, ledger.actual_seconds, ledger.payable_seconds, ledger.overrun_seconds,
+            ledger.unverified_seconds, ledger.provider_cancelled_seconds, bands.get("day", 0),
+            bands.get("night", 0), bands.get("weekend", 0), bands.get("bank_holiday", 0),
+            ledger.rate_seconds, spend_pence(ledger.rate_seconds), ledger.first_clock_in_at,
+            ledger.open_attendances, ledger.distinct_carers, json.dumps(attendance), now)
+
+
+async def recompute_ledgers(conn: AsyncConnection[Any], shift_ids: Collection[str],
+                            now: datetime) -> list[ShiftLedger]:
+    """Rebuild and store the ledger of each shift named; return the ledgers written."""
+    if not shift_ids:
+        return []
+    ids = sorted(shift_ids)
+    clocks: dict[str, list[ClockEvent]] = defaultdict(list)
+    corrections: dict[str, list[Correction]] = defaultdict(list)
+    async with conn.cursor() as cur:
+        await cur.execute(_SHIFTS, (ids,))
+        shift_rows = await cur.fetchall()
+        await cur.execute(_CLOCKS, (ids,))
+        for eid, sid, carer, direction, at, method, lat, lon, acc in await cur.fetchall():
+            location = Location(lat, lon, acc or 0.0) if lat is not None and lon is not None else None
+            clocks[sid].append(ClockEvent(eid, sid, carer, direction, _utc(at), method, location))
+        await cur.execute(_CORRECTIONS, (ids,))
+        for eid, sid, carer, cin, cout, occurred, reason, by in await cur.fetchall():
+            corrections[sid].append(Correction(eid, sid, carer, _utc(cin), _utc(cout), _utc(occurred),
+                                               reason, by))
+        ledgers: list[ShiftLedger] = []
+        for (sid, package_id, provider_id, starts, ends, service_type, required, carer_ids, competencies,
+             cancelled_by, rates, tz) in shift_rows:
+            shift = Shift(sid, package_id, provider_id, _utc(starts), _utc(ends), service_type, required,
+                          tuple(carer_ids), tuple(competencies), cancelled_by)
+            try:
+                ledgers.append(shift_ledger(shift, clocks[sid], corrections[sid], _rates(rates), _zone(tz)))
+            except Exception:
+                # A rule failing on one shift must not block every other shift in the batch; the
+                # facts are stored, so the ledger is rebuilt when the next event for it arrives.
+                log.exception("could not compute the ledger of shift %s", sid)
+        if ledgers:
+            await cur.executemany(_UPSERT, [ledger_row(ledger, now) for ledger in ledgers])
+    return ledgers
+
