@@ -205,7 +205,8 @@ def test_websocket_needs_a_token_in_connection_init(app_db: tuple[TestClient, st
         ws.send_json({"type": "connection_init", "payload": {"authorization": f"Bearer {provider}"}})
         assert ws.receive_json()["type"] == "connection_ack"
         ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": "subscription { whoami }"}})
-        assert ws.receive_json() == {"id": "1", "type": "next", "payload": {"data": {"whoami": "provider:PRV-A"}}}
+        assert ws.receive_json() == {"id": "1", "type": "next",
+                                     "payload": {"data": {"whoami": "provider:PRV-A"}}}
 
     for payload, code in [({}, 4401), ({"authorization": "Bearer cw_nope"}, 4401), (None, 4401),
                           ({"authorization": f"Bearer {ingest}"}, 4403)]:
@@ -225,7 +226,8 @@ def test_websocket_needs_a_token_in_connection_init(app_db: tuple[TestClient, st
         assert closed.value.code == 4401
 
     with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
-        ws.send_text(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {provider}"}}))
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {provider}"}}
+        ws.send_text(json.dumps(init))
         assert ws.receive_json()["type"] == "connection_ack"
         ws.send_text("x" * (MAX_BODY_BYTES + 1))
         with pytest.raises(WebSocketDisconnect) as closed:

@@ -109,4 +109,5 @@ async def test_create_authenticate_revoke(fresh_database_url: str) -> None:
 async def test_database_refuses_scope_role_mismatch(fresh_database_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
         with pytest.raises(psycopg.errors.CheckViolation):
-            await conn.execute("INSERT INTO api_tokens (role, scope, secret_hash) VALUES ('admin', 'LA-1', 'x')")
+            await conn.execute(
+                "INSERT INTO api_tokens (role, scope, secret_hash) VALUES ('admin', 'LA-1', 'x')")
