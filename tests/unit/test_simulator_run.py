@@ -108,3 +108,17 @@ async def test_kafka_sink_keys_each_event_as_the_contract_says(broker: Broker) -
         keys = ("package_id", "carer_id", "provider_id", "commissioner_id")
         expected = next(event[k] for k in keys if k in event)
         assert got[event["event_id"]] == expected
+
+
+async def test_http_sink_waits_and_resends_when_rate_limited() -> None:
+    answers = [httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(200, json={"accepted": 1})]
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(len(json.loads(request.content)))
+        return answers.pop(0)
+
+    sink = HttpSink("http://api.test", None, transport=httpx.MockTransport(handler))
+    await sink.send([{"event_id": "x"}])
+    await sink.stop()
+    assert calls == [1, 1]

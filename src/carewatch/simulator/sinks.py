@@ -93,16 +93,23 @@ class HttpSink:
             await self._post(list(events[i:i + HTTP_BATCH]))
 
     async def _post(self, batch: list[Mapping[str, Any]]) -> None:
-        for attempt in range(5):
+        failures = 0
+        while True:
             try:
                 response = await self.client.post("/events", json=batch)
             except httpx.TransportError:
-                if attempt == 4:
+                failures += 1
+                if failures == 5:
                     raise
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(0.5 * 2**failures)
                 continue
-            if response.status_code >= 500 and attempt < 4:
-                await asyncio.sleep(0.5 * 2**attempt)
+            if response.status_code == 429:
+                # Over the token's rate: wait as told and send the same batch again (idempotent by event_id).
+                await asyncio.sleep(float(response.headers.get("retry-after", "1") or 1))
+                continue
+            if response.status_code >= 500 and failures < 4:
+                failures += 1
+                await asyncio.sleep(0.5 * 2**failures)
                 continue
             if response.status_code >= 400 and response.status_code != 422:
                 # 422 means some events were refused and recorded as rejected: the API keeps them.
