@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Royal proclamations move or add days; extend these tables when a new one is announced.
 # MOVED_HOLIDAYS maps the date the rules give to the date actually observed.
@@ -88,3 +89,37 @@ def bank_holidays(year: int) -> frozenset[date]:
 def is_bank_holiday(d: date) -> bool:
     """True when `d` (a local date) is a bank holiday in England and Wales."""
     return d in bank_holidays(d.year)
+
+
+# Local-calendar helpers shared by the delivery, budget and invoice rules.
+DEFAULT_ZONE = "Europe/London"
+
+
+@lru_cache(maxsize=64)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`; an unknown name falls back to Europe/London rather than stop the stream."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def local_midnight(d: date, tz: ZoneInfo) -> datetime:
+    """The instant (UTC) at which local date `d` begins in `tz`."""
+    return datetime(d.year, d.month, d.day, tzinfo=tz).astimezone(UTC)
+
+
+def period_bounds(period_start: date, period_end: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[period_start 00:00 local, period_end + 1 day 00:00 local) as UTC instants; period_end is inclusive."""
+    return local_midnight(period_start, tz), local_midnight(period_end + timedelta(days=1), tz)
+
+
+def wall_clock_seconds(start: datetime, end: datetime, tz: ZoneInfo) -> int:
+    """Local wall-clock seconds from `start` to `end` (>= 0): a local week is always 7 x 24 hours.
+
+    Plans are written per local week, so a week containing a clock change still holds
+    exactly one week of plan.
+    """
+    a = start.astimezone(tz).replace(tzinfo=None, microsecond=0)
+    b = end.astimezone(tz).replace(tzinfo=None, microsecond=0)
+    return max(0, int((b - a).total_seconds()))
