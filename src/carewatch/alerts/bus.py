@@ -1,0 +1,102 @@
+"""Redis pub/sub for alerts and shift updates: published after the database commit, never before.
+
+Channel and key names carry a per-deployment prefix (`CAREWATCH_REDIS_PREFIX`, else
+`carewatch:<database name>`), so two deployments sharing one Redis never hear each other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import redis.asyncio as aioredis
+
+from carewatch.alerts.store import Alert
+from carewatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def redis_prefix(settings: Settings) -> str:
+    explicit = os.environ.get("CAREWATCH_REDIS_PREFIX", "").strip()
+    if explicit:
+        return explicit
+    info = psycopg.conninfo.conninfo_to_dict(settings.database_url)
+    return f"carewatch:{info.get('dbname') or 'carewatch'}"
+
+
+@dataclass(frozen=True)
+class Channels:
+    prefix: str
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}:alerts"
+
+    @property
+    def shift_updates(self) -> str:
+        return f"{self.prefix}:shift-updates"
+
+    @property
+    def scheduler_lease(self) -> str:
+        return f"{self.prefix}:scheduler-lease"
+
+    @staticmethod
+    def for_settings(settings: Settings) -> Channels:
+        return Channels(redis_prefix(settings))
+
+
+class AlertBus:
+    """Publishes what changed; a failure to publish is logged, never lost: clients catch up by `since`."""
+
+    def __init__(self, client: aioredis.Redis, channels: Channels) -> None:
+        self.client = client
+        self.channels = channels
+
+    async def _publish(self, channel: str, messages: Iterable[Mapping[str, Any]]) -> int:
+        sent = 0
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(channel, json.dumps(message, default=str))
+                    sent += 1
+                if sent:
+                    await pipe.execute()
+        except aioredis.RedisError:
+            # The database already holds the change; subscribers catch up with alerts(since:).
+            log.exception("could not publish %d message(s) on %s", sent, channel)
+            return 0
+        return sent
+
+    async def publish_alerts(self, alerts: Iterable[Alert]) -> int:
+        return await self._publish(self.channels.alerts, (a.to_json() for a in alerts))
+
+    async def publish_shift_updates(self, shift_ids: Iterable[str]) -> int:
+        return await self._publish(
+            self.channels.shift_updates, ({"shift_id": s} for s in sorted(set(shift_ids)))
+        )
+
+
+async def subscribe(client: aioredis.Redis, *channels: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Yield (channel, message) from the channels until cancelled; undecodable messages are skipped."""
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(*channels)
+    try:
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is None:
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+            try:
+                yield channel, json.loads(message["data"])
+            except (ValueError, TypeError):
+                log.warning("skipped an undecodable message on %s", channel)
+    finally:
+        await pubsub.unsubscribe()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]

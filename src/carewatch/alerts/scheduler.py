@@ -1,0 +1,178 @@
+"""`carewatch scheduler`: the absence sweeps every second and the slower alert sweeps every ~30 s.
+
+Only the holder of the Redis lease sweeps; other replicas stand by and take over within the
+lease's time to live when the active one stops. Sweeps are idempotent (the unique index on open
+alerts), so an overlap during a handover cannot duplicate an alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from carewatch.alerts.bus import AlertBus, Channels
+from carewatch.alerts.lease import Lease
+from carewatch.alerts.store import Alert
+from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
+from carewatch.clock import Clock, parse_clock
+from carewatch.settings import Settings
+from carewatch.store.db import make_pool
+
+log = logging.getLogger("carewatch.scheduler")
+
+Sweep = Callable[[AsyncConnection[Any], datetime, SweepConfig], Awaitable[list[Alert]]]
+SHIFT_STATUS_KINDS = frozenset({"LATE_START", "MISSED_VISIT"})
+
+
+@dataclass(frozen=True)
+class Intervals:
+    fast_seconds: float = 1.0
+    slow_seconds: float = 30.0
+    lease_seconds: float = 1.0
+
+
+class AlertScheduler:
+    """The sweeps on an apscheduler AsyncIOScheduler, gated by the lease."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        bus: AlertBus,
+        lease: Lease,
+        clock: Clock,
+        config: SweepConfig,
+        intervals: Intervals = Intervals(),
+    ) -> None:
+        self.pool, self.bus, self.lease, self.clock = pool, bus, lease, clock
+        self.config, self.intervals = config, intervals
+        self.sweeps_run = 0
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def _sweep(self, name: str, sweep: Sweep) -> list[Alert]:
+        if not self.lease.held:
+            return []
+        now = self.clock.now()
+        try:
+            async with self.pool.connection() as conn:
+                changed = await sweep(conn, now, self.config)
+                await conn.commit()
+        except Exception:
+            # A sweep that fails (database restarting, say) is retried on the next tick.
+            log.exception("%s sweep failed at %s", name, now.isoformat())
+            return []
+        self.sweeps_run += 1
+        for alert in changed:
+            log.info(
+                "%s %s %s %s/%s: %s",
+                name,
+                alert.status,
+                alert.kind,
+                alert.subject_type,
+                alert.subject_id,
+                alert.message,
+            )
+        await self.bus.publish_alerts(changed)
+        await self.bus.publish_shift_updates(
+            a.shift_id for a in changed if a.shift_id and a.kind in SHIFT_STATUS_KINDS
+        )
+        return changed
+
+    async def sweep_fast(self) -> list[Alert]:
+        return await self._sweep("absence", sweep_absences)
+
+    async def sweep_slow(self) -> list[Alert]:
+        return await self._sweep("delivery/pattern/pay", sweep_slow)
+
+    async def start(self) -> None:
+        await self.lease.tick()
+        scheduler = AsyncIOScheduler()
+        options: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 5}
+        scheduler.add_job(self.lease.tick, "interval", seconds=self.intervals.lease_seconds, **options)
+        scheduler.add_job(self.sweep_fast, "interval", seconds=self.intervals.fast_seconds, **options)
+        scheduler.add_job(self.sweep_slow, "interval", seconds=self.intervals.slow_seconds, **options)
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self, *, release: bool = True) -> None:
+        """Stop sweeping; `release=False` leaves the lease to expire, as a crash would."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if release:
+            await self.lease.release()
+        else:
+            self.lease.held = False
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    clock: Clock | None = None,
+    config: SweepConfig | None = None,
+    intervals: Intervals = Intervals(),
+    lease_ttl_ms: int = 3000,
+) -> None:
+    """Run until `stop` is set, owning the pool, the Redis client and the lease."""
+    channels = Channels.for_settings(settings)
+    client = aioredis.Redis.from_url(settings.redis_url)
+    pool = make_pool(settings.database_url, min_size=1, max_size=2)
+    await pool.open(wait=True)
+    scheduler = AlertScheduler(
+        pool,
+        AlertBus(client, channels),
+        Lease(client, channels.scheduler_lease, lease_ttl_ms),
+        clock or parse_clock(settings.clock),
+        config or SweepConfig(timezone=settings.timezone),
+        intervals,
+    )
+    try:
+        await scheduler.start()
+        log.info(
+            "scheduler started (%s); lease %s %s",
+            settings.clock,
+            channels.scheduler_lease,
+            "held" if scheduler.lease.held else "held elsewhere: standing by",
+        )
+        await stop.wait()
+    finally:
+        await scheduler.stop()
+        await pool.close()
+        await client.aclose()
+
+
+def run_scheduler(settings: Settings) -> int:
+    """The `carewatch scheduler` process: migrate, then sweep until SIGINT or SIGTERM."""
+    from carewatch.schema.migrate import ensure_database, migrate
+    from carewatch.services import check_postgres, check_redis
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_postgres(settings.database_url)
+    check_redis(settings.redis_url)
+    ensure_database(settings.database_url)
+    migrate(settings.database_url)
+    try:
+        parse_clock(settings.clock)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())
+    return 0

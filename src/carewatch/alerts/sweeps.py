@@ -1,0 +1,323 @@
+"""Deadline sweeps: set-based SQL finds the few shifts, packages, providers and carers whose alerts may
+change now; the pure rules in domain/alert_rules.py decide; the store writes idempotently.
+
+Each sweep runs in the caller's transaction and returns the alerts it changed, to be published
+after the commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+
+from carewatch.alerts.store import Alert, apply_decisions, open_subjects, worth_applying
+from carewatch.domain import alert_rules as rules
+from carewatch.domain.alert_rules import (
+    AlertDecision,
+    AlertKind,
+    CarerAttendance,
+    PackageDelivery,
+    VisitState,
+)
+from carewatch.domain.model import Shift
+from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds, resolve_thresholds
+
+ABSENCE_KINDS = (
+    AlertKind.LATE_START,
+    AlertKind.MISSED_VISIT,
+    AlertKind.PARTIAL_ATTENDANCE,
+    AlertKind.LONE_WORKER_OVERDUE,
+)
+SLOW_KINDS = (
+    AlertKind.UNDER_DELIVERY,
+    AlertKind.OVER_DELIVERY,
+    AlertKind.PROVIDER_PATTERN,
+    AlertKind.PAY_BELOW_MINIMUM,
+)
+WEEK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    thresholds: Thresholds = DEFAULT_THRESHOLDS  # the global settings
+    lookback: timedelta = timedelta(days=2)  # shifts that started this long ago are still watched
+    timezone: str = "Europe/London"  # for "the day" of the National Living Wage and package periods
+
+
+_TH = "carewatch_threshold(p.thresholds, ct.thresholds, '{name}', %(d_{name})s) * interval '1 minute'"
+
+# Shifts whose absence alerts may change now: a deadline passed with nobody (or not everyone, or a
+# carer still) clocked in and no such alert yet, or an absence alert still open.
+_ABSENCE_CANDIDATES = f"""
+WITH watched AS (
+    SELECT s.shift_id, s.starts_at, s.ends_at, s.carers_required, s.cancelled_by,
+           s.starts_at + {_TH.format(name="late_start_minutes")} AS late_at,
+           s.starts_at + {_TH.format(name="missed_visit_minutes")} AS missed_at,
+           s.starts_at + {_TH.format(name="partial_attendance_minutes")} AS partial_at,
+           s.ends_at + {_TH.format(name="lone_worker_overdue_minutes")} AS lone_at
+    FROM shifts s
+    LEFT JOIN packages p ON p.package_id = s.package_id
+    LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
+    WHERE s.starts_at >= %(since)s AND s.starts_at <= %(now)s
+), arrived AS (
+    SELECT w.*,
+           (SELECT count(DISTINCT c.carer_id) FROM clock_events c
+             WHERE c.shift_id = w.shift_id AND c.direction = 'in') +
+           (SELECT count(DISTINCT v.carer_id) FROM visit_corrections v
+             WHERE v.shift_id = w.shift_id) AS carers_in
+    FROM watched w
+)
+SELECT shift_id FROM arrived a
+WHERE a.cancelled_by IS NULL AND a.carers_in = 0 AND (
+    (a.late_at <= %(now)s AND NOT EXISTS (SELECT 1 FROM alerts x
+        WHERE x.subject_id = a.shift_id AND x.kind = 'LATE_START'))
+    OR (a.missed_at <= %(now)s AND NOT EXISTS (SELECT 1 FROM alerts x
+        WHERE x.subject_id = a.shift_id AND x.kind = 'MISSED_VISIT')))
+UNION
+SELECT shift_id FROM arrived a
+WHERE a.cancelled_by IS NULL AND a.carers_required >= 2 AND a.partial_at <= %(now)s
+  AND a.carers_in BETWEEN 1 AND a.carers_required - 1
+  AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.subject_id = a.shift_id AND x.kind = 'PARTIAL_ATTENDANCE')
+UNION
+SELECT shift_id FROM arrived a
+WHERE a.lone_at <= %(now)s AND EXISTS (
+    SELECT 1 FROM clock_events c
+    WHERE c.shift_id = a.shift_id AND c.direction = 'in'
+      AND NOT EXISTS (SELECT 1 FROM clock_events o WHERE o.shift_id = c.shift_id AND o.direction = 'out'
+                        AND o.carer_id = c.carer_id AND o.at >= c.at)
+      AND NOT EXISTS (SELECT 1 FROM visit_corrections v
+                      WHERE v.shift_id = c.shift_id AND v.carer_id = c.carer_id)
+      AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.subject_id = c.carer_id || '@' || c.shift_id
+                        AND x.kind = 'LONE_WORKER_OVERDUE'))
+UNION
+SELECT shift_id FROM alerts
+WHERE status IN ('open', 'acknowledged') AND kind = ANY(%(absence)s) AND shift_id IS NOT NULL
+"""
+
+
+def _threshold_params(th: Thresholds) -> dict[str, float]:
+    return {
+        f"d_{name}": getattr(th, name)
+        for name in (
+            "late_start_minutes",
+            "missed_visit_minutes",
+            "partial_attendance_minutes",
+            "lone_worker_overdue_minutes",
+        )
+    }
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+async def load_visits(
+    conn: AsyncConnection[Any], shift_ids: Sequence[str], global_th: Thresholds
+) -> list[tuple[VisitState, Thresholds]]:
+    """Shifts with their attendance so far (clock events and corrections) and their thresholds."""
+    if not shift_ids:
+        return []
+    ids = list(shift_ids)
+    cur = await conn.execute(
+        """SELECT s.shift_id, s.package_id, s.provider_id, s.starts_at, s.ends_at, s.service_type,
+                  s.carers_required, s.carer_ids, s.required_competencies, s.cancelled_by, s.cancelled_at,
+                  p.commissioner_id, p.thresholds, ct.thresholds
+           FROM shifts s
+           LEFT JOIN packages p ON p.package_id = s.package_id
+           LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
+           WHERE s.shift_id = ANY(%s)""",
+        (ids,),
+    )
+    shift_rows = await cur.fetchall()
+    clock: dict[str, dict[str, list[tuple[datetime, str]]]] = defaultdict(lambda: defaultdict(list))
+    cur = await conn.execute(
+        "SELECT shift_id, carer_id, at, direction FROM clock_events WHERE shift_id = ANY(%s)", (ids,)
+    )
+    for shift_id, carer_id, at, direction in await cur.fetchall():
+        clock[shift_id][carer_id].append((at, direction))
+    corrected: dict[str, dict[str, tuple[datetime, datetime]]] = defaultdict(dict)
+    cur = await conn.execute(
+        "SELECT shift_id, carer_id, clock_in_at, clock_out_at FROM visit_corrections"
+        " WHERE shift_id = ANY(%s)"
+        " "
+        "ORDER BY occurred_at, event_id",
+        (ids,),
+    )
+    for shift_id, carer_id, cin, cout in await cur.fetchall():
+        corrected[shift_id][carer_id] = (cin, cout)  # the latest correction wins, as in the ledger
+    visits = []
+    for (
+        sid,
+        pkg,
+        prv,
+        starts,
+        ends,
+        stype,
+        required,
+        carers,
+        comps,
+        cancelled_by,
+        cancelled_at,
+        commissioner,
+        pkg_th,
+        com_th,
+    ) in shift_rows:
+        shift = Shift(sid, pkg, prv, starts, ends, stype, required, tuple(carers), tuple(comps), cancelled_by)
+        from_clock = [
+            carer_attendance(carer, events)
+            for carer, events in clock[sid].items()
+            if carer not in corrected[sid]
+        ]
+        attendance = [a for a in from_clock if a is not None]
+        attendance += [
+            CarerAttendance(carer, cin, None, cout) for carer, (cin, cout) in corrected[sid].items()
+        ]
+        th = resolve_thresholds(global_th, _json(com_th), _json(pkg_th))
+        visits.append((VisitState(shift, tuple(attendance), commissioner, cancelled_at), th))
+    return visits
+
+
+def carer_attendance(carer_id: str, events: Sequence[tuple[datetime, str]]) -> CarerAttendance | None:
+    """One carer's clock events on a shift, reduced to what the absence rules need."""
+    ordered = sorted(events)  # at the same instant 'in' sorts before 'out'
+    ins = [at for at, direction in ordered if direction == "in"]
+    if not ins:
+        return None
+    outs = [at for at, direction in ordered if direction == "out"]
+    last_at, last_direction = ordered[-1]
+    return CarerAttendance(
+        carer_id, ins[0], last_at if last_direction == "in" else None, outs[-1] if outs else None
+    )
+
+
+def visit_decisions(visit: VisitState, th: Thresholds, now: datetime) -> list[AlertDecision]:
+    found = [
+        rules.late_start(visit, th, now),
+        rules.missed_visit(visit, th, now),
+        rules.partial_attendance(visit, th, now),
+    ]
+    return [d for d in found if d is not None] + rules.lone_worker_overdue(visit, th, now)
+
+
+async def sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
+    """LATE_START, MISSED_VISIT, PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE, raised and resolved."""
+    cur = await conn.execute(
+        _ABSENCE_CANDIDATES,
+        {
+            "now": now,
+            "since": now - config.lookback,
+            "absence": [k.value for k in ABSENCE_KINDS],
+            **_threshold_params(config.thresholds),
+        },
+    )
+    shift_ids = [r[0] for r in await cur.fetchall()]
+    if not shift_ids:
+        return []
+    decisions: list[AlertDecision] = []
+    for visit, th in await load_visits(conn, shift_ids, config.thresholds):
+        decisions += visit_decisions(visit, th, now)
+    return await apply_decisions(
+        conn, worth_applying(decisions, await open_subjects(conn, ABSENCE_KINDS)), now
+    )
+
+
+def _local_midnight(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, time(0), tz).astimezone(UTC)
+
+
+async def sweep_delivery(
+    conn: AsyncConnection[Any], now: datetime, config: SweepConfig
+) -> list[AlertDecision]:
+    cur = await conn.execute(
+        """SELECT p.package_id, p.commissioner_id, p.provider_id, p.period_start, p.period_end, p.approved_at,
+                  p.planned_minutes_per_week, p.thresholds, ct.thresholds, coalesce(c.timezone, %(tz)s),
+                  coalesce((SELECT sum(l.actual_seconds) FROM shift_ledger l WHERE l.package_id = p.package_id
+                            AND l.starts_at >= %(week_ago)s AND l.starts_at < %(now)s), 0)
+           FROM packages p
+           LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+           LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
+           WHERE (p.period_start <= %(today)s + 1 AND p.period_end >= %(today)s - 1)
+              OR p.package_id IN (SELECT subject_id FROM alerts WHERE status IN ('open', 'acknowledged')
+                                  AND kind IN ('UNDER_DELIVERY', 'OVER_DELIVERY'))""",
+        {"tz": config.timezone, "week_ago": now - WEEK, "now": now, "today": now.date()},
+    )
+    decisions: list[AlertDecision] = []
+    for pkg, com, prv, start, end, approved, plan, pkg_th, com_th, tz_name, actual in await cur.fetchall():
+        try:
+            tz = ZoneInfo(tz_name)
+        except (ValueError, KeyError):
+            tz = ZoneInfo(config.timezone)
+        th = resolve_thresholds(config.thresholds, _json(com_th), _json(pkg_th))
+        delivery = PackageDelivery(
+            pkg,
+            com,
+            prv,
+            max(_local_midnight(start, tz), approved),
+            _local_midnight(end + timedelta(days=1), tz),
+            int(actual),
+            Fraction(plan),
+        )
+        decisions += rules.delivery_alerts(delivery, th, now)
+    return decisions
+
+
+async def sweep_provider_pattern(
+    conn: AsyncConnection[Any], now: datetime, config: SweepConfig
+) -> list[AlertDecision]:
+    """Due = not cancelled, started in the last 7 days, missed deadline passed; missed = still no clock-in."""
+    cur = await conn.execute(
+        f"""SELECT s.provider_id, count(*),
+                   count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM clock_events c
+                                                       WHERE c.shift_id = s.shift_id AND c.direction = 'in')
+                                      AND NOT EXISTS (SELECT 1 FROM visit_corrections v
+                                                       WHERE v.shift_id = s.shift_id))
+            FROM shifts s
+            LEFT JOIN packages p ON p.package_id = s.package_id
+            LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
+            WHERE s.starts_at >= %(week_ago)s AND s.starts_at <= %(now)s AND s.cancelled_by IS NULL
+              AND s.starts_at + {_TH.format(name="missed_visit_minutes")} <= %(now)s
+            GROUP BY s.provider_id""",
+        {"week_ago": now - WEEK, "now": now, **_threshold_params(config.thresholds)},
+    )
+    counts = {prv: (int(due), int(missed)) for prv, due, missed in await cur.fetchall()}
+    cur = await conn.execute(
+        "SELECT subject_id FROM alerts WHERE kind = 'PROVIDER_PATTERN' AND status IN ('open', 'acknowledged')"
+    )
+    for (prv,) in await cur.fetchall():
+        counts.setdefault(prv, (0, 0))
+    return [
+        rules.provider_pattern(prv, due, missed, config.thresholds) for prv, (due, missed) in counts.items()
+    ]
+
+
+async def sweep_pay(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertDecision]:
+    today = now.astimezone(ZoneInfo(config.timezone)).date()
+    nlw = rules.national_living_wage(today) or 0
+    cur = await conn.execute(
+        """SELECT carer_id, provider_id, pay_pence_per_hour, date_of_birth FROM carers
+           WHERE pay_pence_per_hour < %s
+              OR carer_id IN (SELECT subject_id FROM alerts WHERE kind = 'PAY_BELOW_MINIMUM'
+                              AND status IN ('open', 'acknowledged'))""",
+        (nlw,),
+    )
+    return [
+        rules.pay_below_minimum(carer, prv, pay, born, today)
+        for carer, prv, pay, born in await cur.fetchall()
+    ]
+
+
+async def sweep_slow(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
+    """UNDER/OVER_DELIVERY, PROVIDER_PATTERN and PAY_BELOW_MINIMUM."""
+    decisions = (
+        await sweep_delivery(conn, now, config)
+        + await sweep_provider_pattern(conn, now, config)
+        + await sweep_pay(conn, now, config)
+    )
+    return await apply_decisions(conn, worth_applying(decisions, await open_subjects(conn, SLOW_KINDS)), now)
