@@ -1,0 +1,77 @@
+"""`carewatch worker`: check the services, create the topics, then run the faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import faust
+import psycopg
+
+from carewatch.clock import parse_clock
+from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
+from carewatch.settings import Settings
+from carewatch.store.db import make_pool
+from carewatch.stream.agents import register_agents, topic_dead_letters
+from carewatch.stream.app import create_app, ensure_topics, make_topics
+from carewatch.stream.batches import BatchProcessor
+
+log = logging.getLogger(__name__)
+
+
+def check_schema(database_url: str) -> None:
+    """Say clearly when the database exists but `carewatch migrate` has not been run."""
+    try:
+        with psycopg.connect(database_url, connect_timeout=3) as conn:
+            row = conn.execute("SELECT to_regclass('public.shift_ledger') IS NOT NULL").fetchone()
+    except psycopg.OperationalError as exc:
+        raise ServiceUnavailable(f"cannot use the database: {str(exc).strip().splitlines()[0]}. "
+                                 "Run `carewatch migrate` first.") from exc
+    if not row or not row[0]:
+        raise ServiceUnavailable("the database has no Carewatch tables: run `carewatch migrate` first")
+
+
+def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
+    """The faust app with its agent and timer, and the processor they share (its pool is unopened)."""
+    app = create_app(settings)
+    topics = make_topics(app, settings)
+    pool = make_pool(settings.database_url, min_size=1, max_size=4)
+    processor = BatchProcessor(pool, topic_dead_letters(topics), parse_clock(settings.clock),
+                               hold_limit_seconds=settings.hold_limit_seconds)
+    register_agents(app, settings, topics, processor)
+    return app, processor
+
+
+def run_worker(settings: Settings) -> int:
+    """Run the stream worker until stopped (Ctrl-C or SIGTERM); returns the exit status."""
+    check_postgres(settings.database_url)
+    check_schema(settings.database_url)
+    check_kafka(settings.kafka_bootstrap)
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+    loop = asyncio.new_event_loop()
+    try:
+        created = loop.run_until_complete(ensure_topics(settings))
+    finally:
+        loop.close()
+    if created:
+        print(f"worker: created topics {', '.join(created)}", flush=True)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app, _ = build_worker_app(settings)
+    print(f"worker: consuming {settings.events_topic} at {settings.kafka_url} as group "
+          f"{settings.consumer_group}", flush=True)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from carewatch.settings import load
+
+    sys.exit(run_worker(load()))

@@ -1,0 +1,184 @@
+"""The real worker process (`python -m carewatch worker`) against tansu and PostgreSQL.
+
+Each test has its own database, topics and consumer group, so tests never see each
+other's events on the session's broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from carewatch.schema.events import message_key
+from carewatch.services import Broker
+from conftest import ROOT, contract_lines
+
+pytestmark = pytest.mark.services
+
+LEDGER = ("SELECT planned_seconds, scheduled_seconds, actual_seconds, payable_seconds, rate_seconds,"
+          " spend_pence::text FROM shift_ledger WHERE shift_id = %s")
+SH1 = (3600, 3600, 3395, 3395, 3395 * 4800, "4526.666667")
+
+
+@contextmanager
+def worker(broker: Broker, database_url: str, topic: str, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "CAREWATCH_KAFKA_URL": broker.kafka_url, "CAREWATCH_DATABASE_URL": database_url,
+           "CAREWATCH_CONSUMER_GROUP": f"cw-test-{uuid.uuid4().hex[:8]}", "CAREWATCH_EVENTS_TOPIC": topic,
+           "CAREWATCH_DEAD_LETTER_TOPIC": f"{topic}.dead-letter", "CAREWATCH_WORKER_SESSION_TIMEOUT": "6",
+           "CAREWATCH_BATCH_WITHIN": "0.1", **extra}
+    process = subprocess.Popen([sys.executable, "-m", "carewatch", "worker"], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _key(line: str) -> bytes | None:
+    try:
+        return message_key(json.loads(line)).encode() or None
+    except ValueError:
+        return None
+
+
+async def produce(broker: Broker, topic: str, lines: list[str]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for line in lines:
+            await producer.send(topic, line.encode(), key=_key(line))
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def dead_letters(broker: Broker, topic: str, want: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """Read the dead-letter topic from the start until `want` records (or the timeout)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: set[int] | None = None
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()  # the worker creates the topic
+        assert partitions, f"no topic {topic}"
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        while len(records) < want and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                records.extend(json.loads(m.value) for m in messages if m.value is not None)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def wait_for(database_url: str, check: Callable[[psycopg.Connection[Any]], bool],
+             process: subprocess.Popen[bytes], timeout: float = 25.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read().decode() if process.stdout else "worker died"
+        with psycopg.connect(database_url) as conn:
+            if check(conn):
+                return
+        time.sleep(0.2)
+    raise AssertionError("the worker did not get there in time")
+
+
+def scalar(conn: psycopg.Connection[Any], sql: str, *params: Any) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(database_url) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("shifts", "clock_events", "packages", "invoices", "held_events")} | {
+            "ledger": conn.execute("SELECT shift_id, actual_seconds, payable_seconds, rate_seconds,"
+                                   " attendance FROM shift_ledger ORDER BY 1").fetchall(),
+            "events": conn.execute("SELECT event_id, received_at FROM events ORDER BY 1").fetchall(),
+            "rejected": conn.execute("SELECT event_id, stage, reason, rejected_at FROM rejected_events"
+                                     " ORDER BY 1, 2").fetchall(),
+        }
+
+
+async def test_worker_applies_the_contract_stream_and_ignores_a_replay(broker: Broker,
+                                                                       fresh_database_url: str) -> None:
+    topic = f"care-events-{uuid.uuid4().hex[:8]}"
+    valid, invalid = contract_lines("valid.jsonl"), contract_lines("invalid.jsonl")
+    with worker(broker, fresh_database_url, topic) as process:
+        await produce(broker, topic, valid + invalid)
+        wait_for(fresh_database_url, lambda c: scalar(c, "SELECT count(*) FROM events") == len(valid)
+                 and scalar(c, "SELECT count(*) FROM rejected_events") == len(invalid)
+                 and scalar(c, "SELECT count(*) FROM shift_ledger") == 2, process)
+        with psycopg.connect(fresh_database_url) as conn:
+            assert conn.execute(LEDGER, ("SH-1",)).fetchone() == SH1
+            assert conn.execute("SELECT scheduled_seconds, actual_seconds FROM shift_ledger"
+                                " WHERE shift_id = 'SH-2'").fetchone() == (0, 0)
+            reasons = dict(conn.execute("SELECT raw, reason FROM rejected_events").fetchall())
+        assert set(reasons) == set(invalid) and all(len(r) > 10 for r in reasons.values())
+        records = await dead_letters(broker, f"{topic}.dead-letter", len(invalid))
+        assert sorted(r["raw"] for r in records) == sorted(invalid)
+        assert all(r["reason"] and r["stage"] in ("decode", "schema", "semantic") for r in records)
+
+        before = snapshot(fresh_database_url)
+        await produce(broker, topic, valid + invalid)
+        # Every bad line is dead-lettered again once the replay has been read: then compare.
+        assert len(await dead_letters(broker, f"{topic}.dead-letter", 2 * len(invalid))) == 2 * len(invalid)
+        time.sleep(0.5)
+        assert snapshot(fresh_database_url) == before
+
+
+async def test_permuted_order_gives_the_same_ledger(broker: Broker, fresh_database_url: str) -> None:
+    topic = f"care-events-{uuid.uuid4().hex[:8]}"
+    lines = {json.loads(line)["event_id"]: line for line in contract_lines("valid.jsonl")}
+    # Clock-outs first, then clock-ins, the shift after its clock-ins, the package and parties last.
+    order = ["ex-9", "ex-10", "ex-8", "ex-7", "ex-11", "ex-6", "ex-10b", "ex-12", "ex-13",
+             "ex-5", "ex-4", "ex-3", "ex-2", "ex-1"]
+    assert sorted(order) == sorted(lines)
+    with worker(broker, fresh_database_url, topic) as process:
+        await produce(broker, topic, [lines[i] for i in order])
+        wait_for(fresh_database_url, lambda c: scalar(c, "SELECT count(*) FROM events") == len(order)
+                 and scalar(c, "SELECT count(*) FROM held_events") == 0, process)
+        with psycopg.connect(fresh_database_url) as conn:
+            assert conn.execute(LEDGER, ("SH-1",)).fetchone() == SH1
+            assert scalar(conn, "SELECT scheduled_seconds FROM shift_ledger WHERE shift_id = 'SH-2'") == 0
+            assert scalar(conn, "SELECT cancelled_by FROM shifts WHERE shift_id = 'SH-2'") == "person"
+
+
+async def test_held_event_expires_to_rejected_and_dead_letter(broker: Broker,
+                                                             fresh_database_url: str) -> None:
+    topic = f"care-events-{uuid.uuid4().hex[:8]}"
+    orphan = json.loads(contract_lines("valid.jsonl")[6]) | {"event_id": "orphan-9", "shift_id": "SH-9"}
+    with worker(broker, fresh_database_url, topic, CAREWATCH_HOLD_LIMIT_SECONDS="1") as process:
+        await produce(broker, topic, [json.dumps(orphan)])
+        stage = "SELECT stage FROM rejected_events WHERE event_id = 'orphan-9'"
+        wait_for(fresh_database_url, lambda c: scalar(c, stage) is not None, process)
+        with psycopg.connect(fresh_database_url) as conn:
+            row = conn.execute("SELECT stage, reason FROM rejected_events"
+                               " WHERE event_id = 'orphan-9'").fetchone()
+            assert row == ("unresolved", "shift SH-9 was never seen within 1 s")
+            assert scalar(conn, "SELECT count(*) FROM held_events") == 0
+            assert scalar(conn, "SELECT count(*) FROM clock_events") == 0
+        records = await dead_letters(broker, f"{topic}.dead-letter", 1)
+        assert [(r["event_id"], r["stage"]) for r in records] == [("orphan-9", "unresolved")]
