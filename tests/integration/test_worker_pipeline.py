@@ -182,3 +182,21 @@ async def test_held_event_expires_to_rejected_and_dead_letter(broker: Broker,
             assert scalar(conn, "SELECT count(*) FROM clock_events") == 0
         records = await dead_letters(broker, f"{topic}.dead-letter", 1)
         assert [(r["event_id"], r["stage"]) for r in records] == [("orphan-9", "unresolved")]
+
+
+def _run_worker_cli(**env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "carewatch", "worker"], env={**os.environ, **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_worker_says_which_service_is_missing(database_url: str) -> None:
+    from carewatch.services import free_port
+
+    no_kafka = _run_worker_cli(CAREWATCH_DATABASE_URL=database_url,
+                               CAREWATCH_KAFKA_URL=f"kafka://127.0.0.1:{free_port()}")
+    assert no_kafka.returncode == 2 and "No Kafka broker answered" in no_kafka.stderr
+    no_pg = _run_worker_cli(CAREWATCH_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    assert no_pg.returncode == 2 and "PostgreSQL did not answer" in no_pg.stderr
+    never_made = f"postgresql://postgres@127.0.0.1:5432/cw_never_migrated_{uuid.uuid4().hex[:6]}"
+    unmigrated = _run_worker_cli(CAREWATCH_DATABASE_URL=never_made)
+    assert unmigrated.returncode == 2 and "carewatch migrate" in unmigrated.stderr

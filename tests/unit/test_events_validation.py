@@ -73,6 +73,7 @@ def test_occurred_at_is_converted_to_utc() -> None:
     ("kind", "change", "field"),
     [
         ("carer.registered", {"ni_number": "QQ123456C"}, "ni_number"),
+        ("commissioner.registered", {"timezone": "Mars/Olympus_Mons"}, "timezone"),
         ("package.approved", {"period_end": "2026-03-31"}, "period_end"),
         ("invoice.submitted", {"period_end": "2026-03-01"}, "period_end"),
         ("shift.scheduled", {"ends_at": "2026-04-06T08:00:00+01:00"}, "ends_at"),
@@ -87,6 +88,8 @@ def test_semantic_rules(kind: str, change: dict[str, object], field: str) -> Non
 def test_valid_ni_number_passes_and_correction_order_is_checked() -> None:
     assert isinstance(validate_event(json.dumps(_good("carer.registered") | {"ni_number": "AB123456C"})),
                       CareEvent)
+    zone = {"timezone": "Europe/London"}
+    assert isinstance(validate_event(json.dumps(_good("commissioner.registered") | zone)), CareEvent)
     corrected = {
         "event_id": "c-1", "type": "visit.corrected", "occurred_at": "2026-04-06T10:00:00Z",
         "shift_id": "SH-1", "package_id": "PKG-100", "provider_id": "PRV-ACORN", "carer_id": "CR-001",

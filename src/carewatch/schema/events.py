@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jsonschema import Draft202012Validator, ValidationError
 
@@ -147,7 +148,11 @@ def semantic_problems(data: Mapping[str, Any]) -> list[str]:
     """The domain rules the schema cannot say (DOMAIN.md), for a schema-valid event."""
     problems: list[str] = []
     kind = data["type"]
-    if kind == "package.approved":
+    if kind == "commissioner.registered":
+        zone = data.get("timezone")
+        if zone is not None and not _known_zone(zone):
+            problems.append(f"timezone: {zone!r} is not an IANA time zone name")
+    elif kind == "package.approved":
         nhs = data["person"]["nhs_number"]
         if not nhs_number_valid(nhs):
             problems.append(f"person.nhs_number: {nhs!r} fails the NHS number modulus 11 check")
@@ -163,6 +168,14 @@ def semantic_problems(data: Mapping[str, Any]) -> list[str]:
     elif kind == "invoice.submitted":
         _order(problems, data, "period_start", "period_end", strict=False, dates=True)
     return problems
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _order(problems: list[str], data: Mapping[str, Any], first: str, second: str, *,
