@@ -1,0 +1,206 @@
+"""`carewatch bench`: the real stream worker's throughput against a bare-consumer ceiling, on tansu.
+
+Both read the same simulated events from the same topic. The ceiling is one aiokafka consumer that
+only decodes JSON; the worker is `python -m carewatch worker` with a fresh consumer group and a fresh
+database, timed until every event is in the database (accepted, rejected or held).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from carewatch.demo import spawn
+from carewatch.schema.migrate import ensure_database, migrate
+from carewatch.services import Broker, check_postgres, start_broker
+from carewatch.simulator.feed import generate_feed
+from carewatch.simulator.options import FeedOptions
+from carewatch.simulator.sinks import encode, ensure_topic, message_key
+
+BENCH_START = datetime(2026, 4, 6, 5, 0, tzinfo=UTC)  # a fixed Monday: the same events every run
+PARTITIONS = 4
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/carewatch"  # only its server is used
+COUNTED = """SELECT (SELECT count(*) FROM events) + (SELECT count(DISTINCT event_id) FROM rejected_events),
+                    (SELECT count(*) FROM held_events)"""
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    steady_rate: float  # events per second from the first applied batch to the last
+    total_rate: float  # including process start-up and joining the group
+    seconds: float
+    held: int
+
+
+def bench_feed(events: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
+    """Exactly `events` simulated events (a care day over enough packages), as (key, value) pairs."""
+    packages = max(4, math.ceil(events / 12))
+    while True:
+        feed = generate_feed(FeedOptions(start=BENCH_START, seed=seed, packages=packages,
+                                         providers=max(4, packages // 30), days=1, invoices=0))
+        if len(feed) >= events:
+            break
+        packages = math.ceil(packages * 1.25)
+    return [(message_key(e).encode(), encode(e)) for e in feed[:events]]
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
+    await ensure_topic(bootstrap, topic, PARTITIONS)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=10, max_batch_size=512 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = [await producer.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return len(messages) / (time.perf_counter() - started)
+
+
+async def ceiling(bootstrap: str, topic: str, expected: int, group: str) -> float:
+    """Events per second a bare consumer reads and decodes, from its first message to the last."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        async with asyncio.timeout(300):
+            while seen < expected:
+                for messages in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
+                    if not first:
+                        first = time.perf_counter()
+                    for message in messages:
+                        json.loads(message.value or b"")
+                    seen += len(messages)
+    finally:
+        await consumer.stop()
+    return seen / max(time.perf_counter() - first, 1e-9)
+
+
+def _database(base_url: str, name: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(base_url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
+
+
+def _drop(base_url: str, name: str) -> None:
+    with psycopg.connect(_database(base_url, "postgres"), autocommit=True) as conn:
+        drop = psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(psycopg.sql.Identifier(name)))
+
+
+def worker_run(broker: Broker, topic: str, expected: int, database_url: str, workers: int, home: Path,
+               label: str) -> WorkerRun:
+    """Start `workers` worker processes on a fresh group and database; time until all events are in."""
+    env = {**os.environ, "CAREWATCH_KAFKA_URL": broker.kafka_url, "CAREWATCH_DATABASE_URL": database_url,
+           "CAREWATCH_EVENTS_TOPIC": topic, "CAREWATCH_DEAD_LETTER_TOPIC": f"{topic}.dead-letter",
+           "CAREWATCH_CONSUMER_GROUP": f"{topic}-{label}", "CAREWATCH_TOPIC_PARTITIONS": str(PARTITIONS),
+           # Processing time just after the simulated day: absences are judged against that, as live.
+           "CAREWATCH_CLOCK": f"fixed:{(BENCH_START + timedelta(days=1, hours=2)).isoformat()}",
+           "PYTHONUNBUFFERED": "1"}
+    started = time.perf_counter()
+    children = [spawn(f"worker-{n}", ["worker"], env, home / f"{label}-worker-{n}.log")
+                for n in range(workers)]
+    first_at, first_count, last_change, last_total = 0.0, 0, time.perf_counter(), -1
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            while True:
+                row = conn.execute(COUNTED).fetchone()
+                done, held = (int(row[0]), int(row[1])) if row else (0, 0)
+                now = time.perf_counter()
+                if done + held and not first_at:
+                    first_at, first_count = now, done + held
+                if done + held != last_total:
+                    last_total, last_change = done + held, now
+                # Finished when everything is applied, or when all is in and only held events stay put.
+                if done >= expected or (done + held >= expected and now - last_change > 5):
+                    break
+                dead = [c for c in children if not c.alive()]
+                if dead or now - last_change > 120:
+                    why = f"{dead[0].name} exited" if dead else "no progress for 120 s"
+                    tail = (dead or children)[0].tail()
+                    raise RuntimeError(f"{why} at {done + held}/{expected} events; {tail}")
+                time.sleep(0.2)
+        finished = last_change
+    finally:
+        for child in children:
+            child.stop()
+    steady = (expected - first_count) / max(finished - first_at, 1e-9) if expected > first_count else 0.0
+    return WorkerRun(steady, expected / (finished - started), finished - started, held)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    ceiling_rate: float
+    worker_rate: float
+    total_rate: float
+
+
+def table(rows: list[Row], workers: int) -> str:
+    """The runs and their median, one line each."""
+    median = Row("median", *(statistics.median(getattr(r, f) for r in rows)
+                             for f in ("ceiling_rate", "worker_rate", "total_rate")))
+    lines = [f"{'run':<7}{'ceiling ev/s':>14}{'worker ev/s':>13}{'incl. start-up ev/s':>21}"
+             f"{'per worker process ev/s':>26}{'of ceiling':>12}"]
+    for r in [*rows, median]:
+        lines.append(f"{r.name:<7}{r.ceiling_rate:>14,.0f}{r.worker_rate:>13,.0f}{r.total_rate:>21,.0f}"
+                     f"{r.worker_rate / workers:>26,.0f}{r.worker_rate / max(r.ceiling_rate, 1e-9):>12.1%}")
+    return "\n".join(lines)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    base_url = os.environ.get("CAREWATCH_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+    check_postgres(_database(base_url, "postgres"))
+    workers = max(1, getattr(args, "workers", 1))
+    home = Path.cwd() / ".carewatch" / "bench"
+    home.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex[:8]
+    topic = f"bench-{run_id}"
+    made = time.perf_counter()
+    messages = bench_feed(args.events)
+    print(f"bench: {len(messages)} simulated events generated in {time.perf_counter() - made:.1f} s",
+          flush=True)
+    broker = start_broker(log_path=home / "tansu.log")
+    rows: list[Row] = []
+    try:
+        produced = asyncio.run(produce(broker.bootstrap, topic, messages))
+        print(f"bench: produced to {topic} ({PARTITIONS} partitions, tansu in memory) "
+              f"at {produced:,.0f} ev/s", flush=True)
+        for n in range(1, args.runs + 1):
+            ceil_rate = asyncio.run(ceiling(broker.bootstrap, topic, len(messages), f"{topic}-ceiling-{n}"))
+            name = f"carewatch_bench_{run_id}_{n}"
+            database_url = _database(base_url, name)
+            ensure_database(database_url)
+            migrate(database_url)
+            try:
+                result = worker_run(broker, topic, len(messages), database_url, workers, home, f"run{n}")
+            finally:
+                _drop(base_url, name)
+            held = f", {result.held} still held" if result.held else ""
+            print(f"bench: run {n}: ceiling {ceil_rate:,.0f} ev/s; worker {result.steady_rate:,.0f} ev/s "
+                  f"({result.seconds:.1f} s from start{held})", flush=True)
+            rows.append(Row(str(n), ceil_rate, result.steady_rate, result.total_rate))
+    except RuntimeError as exc:
+        print(f"bench: the worker did not finish: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        broker.stop()
+    print(f"\nbench: {len(messages)} events, {PARTITIONS} partitions, {workers} worker process(es), "
+          f"{args.runs} runs; 'worker' is from its first applied batch to the last event in the database\n"
+          + table(rows, workers), flush=True)
+    return 0
