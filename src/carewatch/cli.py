@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="throughput benchmark of the real worker against the bare consumer ceiling")
     p.add_argument("--events", type=int, default=60000)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--workers", type=int, default=1, help="worker processes in the one consumer group")
     p.set_defaults(func=_bench)
     p = sub.add_parser("token", help="create, list or revoke API tokens (the secret is shown once)")
     token_sub = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
