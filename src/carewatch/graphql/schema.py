@@ -1,0 +1,56 @@
+# mypy: disable-error-code="untyped-decorator"
+"""The root types of the GraphQL API (contracts/GRAPHQL.md) and the schema built from them."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+
+from carewatch.graphql.context import Info
+from carewatch.graphql.filters import PackageFilter, ShiftFilter
+from carewatch.graphql.resolvers import invoices, packages, shifts
+from carewatch.graphql.types.connection import Connection
+from carewatch.graphql.types.invoice import Invoice
+from carewatch.graphql.types.package import CarePackage
+from carewatch.graphql.types.shift import Shift
+from carewatch.security.limits import BATCHING, graphql_extensions
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="One package, or null if it does not exist for this caller.")
+    async def package(self, info: Info, id: strawberry.ID) -> CarePackage | None:
+        return await packages.package(info, str(id))
+
+    @strawberry.field(description="Packages in id order; first defaults to 50, at most 500.")
+    async def packages(self, info: Info, filter: PackageFilter | None = None, first: int | None = None,
+                       after: str | None = None) -> Connection[CarePackage]:
+        return await packages.packages(info, filter, first, after)
+
+    @strawberry.field(description="One shift, or null if it does not exist for this caller.")
+    async def shift(self, info: Info, id: strawberry.ID) -> Shift | None:
+        return await shifts.shift(info, str(id))
+
+    @strawberry.field(description="Shifts in (startsAt, id) order; first defaults to 50, at most 500.")
+    async def shifts(self, info: Info, filter: ShiftFilter | None = None, first: int | None = None,
+                     after: str | None = None) -> Connection[Shift]:
+        return await shifts.shifts(info, filter, first, after)
+
+    @strawberry.field(description="One invoice with its three-way match, or null.")
+    async def invoice(self, info: Info, id: strawberry.ID) -> Invoice | None:
+        return await invoices.invoice(info, str(id))
+
+    # ALERTS: the alerts engineer adds `alerts(filter, first, after)` here, and the Mutation
+    # (acknowledgeAlert, resolveAlert) and Subscription (alerts, shiftUpdates) root types below,
+    # passed to strawberry.Schema in build_schema.
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    """The schema; production masks unexpected errors and hides introspection."""
+    # Depth, token and alias limits always; introspection off and errors masked in production
+    # (ClientError messages stay visible: they are the caller's own mistakes).
+    return strawberry.Schema(query=Query, extensions=graphql_extensions(production),
+                             config=StrawberryConfig(batching_config=BATCHING))
+
+
+schema = build_schema()

@@ -1,0 +1,1 @@
+"""One module per GraphQL type, each with a converter from the store's or the domain's values."""

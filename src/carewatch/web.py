@@ -1,0 +1,184 @@
+"""The API process: Starlette serving /graphql, POST /events, /healthz and /metrics.
+
+`create_app` builds the app; its lifespan owns every resource (the PostgreSQL pool, the Redis
+client, the Kafka producer) and hands them to requests as typed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import redis.asyncio as aioredis
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from carewatch.clock import Clock, parse_clock
+from carewatch.graphql.context import Context, build_context
+from carewatch.graphql.schema import build_schema
+from carewatch.ingest_http import EventProducer, post_events
+from carewatch.security.gate import AccessGate, Authenticator, viewer_in_scope
+from carewatch.security.rate_limit import IngestRateLimiter
+from carewatch.security.tokens import TokenCache
+from carewatch.services import ServiceUnavailable, check_postgres
+from carewatch.settings import Settings
+from carewatch.store.db import make_pool
+from carewatch.store.read_models import count_rejected_events
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+REJECTED_STORED = Gauge(
+    "carewatch_rejected_events_stored", "Rows in rejected_events, by stage and source (read at scrape time).",
+    ["stage", "source"],
+)
+
+
+@dataclass(frozen=True)
+class AppState:
+    settings: Settings
+    clock: Clock
+    pool: AsyncConnectionPool
+    redis: aioredis.Redis
+    producer: EventProducer
+
+
+def app_state(connection: HTTPConnection) -> AppState:
+    state = connection.state.carewatch
+    if not isinstance(state, AppState):  # only if the lifespan did not run
+        raise RuntimeError("the API's lifespan did not run: start the app with lifespan on")
+    return state
+
+
+class CarewatchGraphQL(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket | None
+    ) -> Context:
+        state = app_state(request)
+        return build_context(request, response, pool=state.pool, clock=state.clock, settings=state.settings)
+
+
+async def events(request: Request) -> Response:
+    state = app_state(request)
+    viewer = viewer_in_scope(request.scope)  # the access gate authenticated this request
+    if viewer is None:
+        return JSONResponse({"error": "unauthorized"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    return await post_events(request, viewer=viewer, pool=state.pool,
+                             producer=state.producer, clock=state.clock)
+
+
+async def _check_postgres(pool: AsyncConnectionPool) -> str:
+    try:
+        async with (asyncio.timeout(HEALTH_TIMEOUT_SECONDS),
+                    pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn):
+            await conn.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:  # any failure is "not healthy", reported, never raised
+        return f"unavailable: {type(exc).__name__}: {exc}"
+
+
+async def _check_redis(client: aioredis.Redis) -> str:
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            await client.ping()
+        return "ok"
+    except Exception as exc:
+        return f"unavailable: {type(exc).__name__}: {exc}"
+
+
+async def healthz(request: Request) -> Response:
+    state = app_state(request)
+    checks = {"postgres": await _check_postgres(state.pool), "redis": await _check_redis(state.redis)}
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
+                        status_code=200 if healthy else 503)
+
+
+async def metrics(request: Request) -> Response:
+    state = app_state(request)
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            counts = await count_rejected_events(state.pool)
+        for (stage, source), n in counts.items():
+            REJECTED_STORED.labels(stage, source).set(n)
+    except Exception as exc:  # the process metrics are still worth serving without the database
+        log.warning("/metrics: could not read rejected_events: %s", exc)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
+    """The API app; `clock` overrides the processing clock of `settings.clock` (tests pass a FixedClock)."""
+    processing_clock = clock if clock is not None else parse_clock(settings.clock)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        pool = make_pool(settings.database_url)
+        await pool.open(wait=True, timeout=10)
+        client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        producer = EventProducer(settings.kafka_bootstrap, settings.events_topic)
+        state = AppState(settings, processing_clock, pool, client, producer)
+        try:
+            # "pool" and "redis" are also top level: the access gate (security/gate.py) reads them there.
+            yield {"carewatch": state, "pool": pool, "redis": client}
+        finally:
+            await producer.close()
+            await client.aclose()
+            await pool.close()
+
+    graphql_app = CarewatchGraphQL(
+        build_schema(production=settings.production),
+        graphql_ide=None if settings.production else "graphiql",
+    )
+    routes = [
+        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_app),
+        Route("/events", events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    # The access gate (security/gate.py) answers every unauthenticated or oversized request
+    # before it reaches a route; it reads "pool" and "redis" from the lifespan state.
+    gate = Middleware(
+        AccessGate, production=settings.production, metrics_token_required=settings.metrics_token_required,
+        authenticator=Authenticator(TokenCache(settings.token_cache_seconds)),
+        rate_limiter=IngestRateLimiter(settings.ingest_rate_per_minute,
+                                       namespace=f"carewatch:{settings.events_topic}"),
+    )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[gate])
+
+
+def _check_database(database_url: str) -> None:
+    """Fail with clear words when PostgreSQL or the Carewatch database is missing."""
+    check_postgres(database_url)
+    try:
+        with psycopg.connect(database_url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1 FROM schema_migrations LIMIT 1")
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise ServiceUnavailable(f"{first_line}: run `carewatch migrate` first") from exc
+    except psycopg.errors.UndefinedTable as exc:
+        raise ServiceUnavailable("the database has no Carewatch tables: run `carewatch migrate`") from exc
+
+
+def run_api(settings: Settings, host: str, port: int) -> int:
+    """`carewatch api`: serve until interrupted."""
+    import uvicorn
+
+    _check_database(settings.database_url)
+    parse_clock(settings.clock)  # a bad CAREWATCH_CLOCK fails here, with its message, not mid-request
+    uvicorn.run(create_app(settings), host=host, port=port, lifespan="on", log_level="info")
+    return 0
