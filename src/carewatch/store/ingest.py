@@ -16,6 +16,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from carewatch.alerts.event_alerts import apply_event_alerts
+from carewatch.alerts.store import Alert
 from carewatch.schema.events import CareEvent, Rejection
 from carewatch.store.entities import write_entities
 from carewatch.store.held import HeldEvent, expire_held, hold, take_resolvable, take_waiting_for
@@ -34,6 +36,7 @@ class BatchOutcome:
     rejected: int = 0
     affected_shift_ids: tuple[str, ...] = ()
     applied_events: tuple[CareEvent, ...] = field(default=(), repr=False)
+    alerts: tuple[Alert, ...] = field(default=(), repr=False)  # changed in this batch: publish after commit
 
     def applied_by_type(self) -> Counter[str]:
         return Counter(e.type for e in self.applied_events)
@@ -202,9 +205,10 @@ async def apply_batch(conn: AsyncConnection[Any], events: Sequence[CareEvent],
         await _apply_rounds(conn, pending, now, tally)
         await record_rejections(conn, rejections, source, now)
         affected = await _finish(conn, tally, now)
+        alerts = await apply_event_alerts(conn, tally.applied, now)
     duplicates = len(events) - len(pending)
     return BatchOutcome(len(tally.applied), duplicates, tally.held, tally.released, len(rejections), affected,
-                        tuple(tally.applied))
+                        tuple(tally.applied), tuple(alerts))
 
 
 async def release_held(conn: AsyncConnection[Any], now: datetime) -> BatchOutcome:
@@ -214,4 +218,6 @@ async def release_held(conn: AsyncConnection[Any], now: datetime) -> BatchOutcom
         tally = _Tally(released=len(pending))
         await _apply_rounds(conn, pending, now, tally)
         affected = await _finish(conn, tally, now)
-    return BatchOutcome(len(tally.applied), 0, tally.held, tally.released, 0, affected, tuple(tally.applied))
+        alerts = await apply_event_alerts(conn, tally.applied, now)
+    return BatchOutcome(len(tally.applied), 0, tally.held, tally.released, 0, affected, tuple(tally.applied),
+                        tuple(alerts))

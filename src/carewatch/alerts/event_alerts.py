@@ -1,0 +1,175 @@
+"""Alerts raised or resolved by the events of a batch, inside the batch's own transaction.
+
+On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH, DOUBLE_BOOKED_CARER. On a
+clock-out: SHORT_VISIT and OVERRUN (once the carer has no open attendance on the visit) and the
+end of a double booking. For every visit an event touched, the absence rules run again, so a
+clock-in, clock-out, correction or cancellation resolves LATE_START, MISSED_VISIT,
+PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE at once (with late data when it proves the carer was there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from psycopg import AsyncConnection
+
+from carewatch.alerts.bus import AlertBus
+from carewatch.alerts.store import Alert, apply_decisions, open_subjects, worth_applying
+from carewatch.alerts.sweeps import load_visits, visit_decisions
+from carewatch.domain import alert_rules as rules
+from carewatch.domain.alert_rules import AlertDecision, AlertKind
+from carewatch.domain.model import Location
+from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from carewatch.schema.events import CareEvent
+
+log = logging.getLogger(__name__)
+
+VISIT_EVENTS = frozenset(
+    {"visit.clock_in", "visit.clock_out", "visit.corrected", "shift.cancelled", "shift.updated"}
+)
+# How far back a carer's clock events are read to find visits they are still clocked in on.
+OPEN_VISIT_WINDOW = timedelta(days=1)
+
+
+def _location(raw: Any) -> Location | None:
+    if not isinstance(raw, dict) or "lat" not in raw or "lon" not in raw:
+        return None
+    return Location(float(raw["lat"]), float(raw["lon"]), float(raw.get("accuracy_m") or 0.0))
+
+
+async def _carers(conn: AsyncConnection[Any], carer_ids: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+    cur = await conn.execute(
+        "SELECT carer_id, provider_id, competencies FROM carers WHERE carer_id = ANY(%s)", (list(carer_ids),)
+    )
+    return {c: (p, list(comps or [])) for c, p, comps in await cur.fetchall()}
+
+
+async def _people(conn: AsyncConnection[Any], package_ids: Sequence[str]) -> dict[str, Location]:
+    cur = await conn.execute(
+        "SELECT package_id, person_lat, person_lon FROM packages WHERE package_id = ANY(%s)"
+        " AND person_lat IS NOT NULL AND person_lon IS NOT NULL",
+        (list(package_ids),),
+    )
+    return {p: Location(lat, lon) for p, lat, lon in await cur.fetchall()}
+
+
+async def _attended(conn: AsyncConnection[Any], keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Seconds each (shift, carer) attended per the ledger, for carers with no attendance still open."""
+    cur = await conn.execute(
+        "SELECT shift_id, attendance FROM shift_ledger WHERE shift_id = ANY(%s)",
+        (sorted({s for s, _ in keys}),),
+    )
+    found: dict[tuple[str, str], int] = {}
+    open_pairs: set[tuple[str, str]] = set()
+    for shift_id, attendance in await cur.fetchall():
+        for pair in attendance or []:
+            key = (shift_id, pair.get("carerId"))
+            if key not in keys:
+                continue
+            if not pair.get("clockOutAt"):
+                open_pairs.add(key)
+                continue
+            seconds = datetime.fromisoformat(pair["clockOutAt"]) - datetime.fromisoformat(pair["clockInAt"])
+            found[key] = found.get(key, 0) + max(0, int(seconds.total_seconds()))
+    return {k: v for k, v in found.items() if k not in open_pairs}
+
+
+async def _open_visits(
+    conn: AsyncConnection[Any], carer_ids: Sequence[str], since: datetime
+) -> dict[str, list[str]]:
+    """Shifts each carer is clocked in on now: their latest clock event there is a clock-in."""
+    cur = await conn.execute(
+        """SELECT carer_id, shift_id FROM (
+               SELECT DISTINCT ON (carer_id, shift_id) carer_id, shift_id, direction FROM clock_events
+               WHERE carer_id = ANY(%s) AND at >= %s
+               ORDER BY carer_id, shift_id, at DESC, direction DESC) last
+           WHERE direction = 'in' AND NOT EXISTS (
+               SELECT 1 FROM visit_corrections v
+               WHERE v.shift_id = last.shift_id AND v.carer_id = last.carer_id)""",
+        (list(carer_ids), since),
+    )
+    found: dict[str, list[str]] = {c: [] for c in carer_ids}
+    for carer, shift in await cur.fetchall():
+        found[carer].append(shift)
+    return found
+
+
+async def apply_event_alerts(
+    conn: AsyncConnection[Any],
+    events: Sequence[CareEvent],
+    now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> list[Alert]:
+    """Evaluate the event-driven rules for the applied events; return the alerts that changed."""
+    touching = [e for e in events if e.type in VISIT_EVENTS]
+    if not touching:
+        return []
+    visits = {
+        v.shift.shift_id: (v, th)
+        for v, th in await load_visits(conn, sorted({e.payload["shift_id"] for e in touching}), thresholds)
+    }
+    decisions: list[AlertDecision] = []
+    for visit, th in visits.values():
+        decisions += visit_decisions(visit, th, now)
+
+    clocks = [
+        e
+        for e in touching
+        if e.type in ("visit.clock_in", "visit.clock_out") and e.payload["shift_id"] in visits
+    ]
+    carer_ids = sorted({e.payload["carer_id"] for e in clocks})
+    carers = await _carers(conn, carer_ids)
+    people = await _people(conn, sorted({visits[e.payload["shift_id"]][0].shift.package_id for e in clocks}))
+    outs = {(e.payload["shift_id"], e.payload["carer_id"]) for e in clocks if e.type == "visit.clock_out"}
+    attended = await _attended(conn, outs) if outs else {}
+    for e in clocks:
+        visit, th = visits[e.payload["shift_id"]]
+        shift, carer, com = visit.shift, e.payload["carer_id"], visit.commissioner_id
+        registered = carers.get(carer)
+        if e.type == "visit.clock_in":
+            found = [
+                rules.unknown_carer(shift, carer, registered[0] if registered else None, com),
+                rules.competence_mismatch(shift, carer, registered[1] if registered else None, com),
+                rules.location_mismatch(
+                    shift, carer, people.get(shift.package_id), _location(e.payload.get("location")), th, com
+                ),
+            ]
+        elif (shift.shift_id, carer) in attended:
+            seconds = attended[(shift.shift_id, carer)]
+            found = [
+                rules.short_visit(shift, carer, seconds, th, com),
+                rules.overrun(shift, carer, seconds, th, com),
+            ]
+        else:
+            found = []
+        decisions += [d for d in found if d is not None]
+    if clocks:
+        since = min(e.occurred_at for e in clocks) - OPEN_VISIT_WINDOW
+        for carer, shift_ids in (await _open_visits(conn, carer_ids, since)).items():
+            registered = carers.get(carer)
+            decisions.append(rules.double_booked(carer, registered[0] if registered else None, shift_ids))
+    kinds = {d.kind for d in decisions} or {AlertKind.LATE_START}
+    return await apply_decisions(conn, worth_applying(decisions, await open_subjects(conn, kinds)), now)
+
+
+class HasAlerts(Protocol):
+    @property
+    def affected_shift_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def alerts(self) -> tuple[Alert, ...]: ...
+
+
+def publishing_listener(bus: AlertBus) -> Callable[[HasAlerts], Awaitable[None]]:
+    """A batch listener (called after the commit) that publishes the batch's alerts and shift updates."""
+
+    async def publish(outcome: HasAlerts) -> None:
+        await bus.publish_alerts(outcome.alerts)
+        await bus.publish_shift_updates(outcome.affected_shift_ids)
+        for alert in outcome.alerts:
+            log.info("event %s %s %s: %s", alert.status, alert.kind, alert.subject_id, alert.message)
+
+    return publish
