@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
+from carewatch.graphql import alerts as alert_resolvers
+from carewatch.graphql.alerts import Alert, AlertFilter
 from carewatch.graphql.context import Info
 from carewatch.graphql.filters import PackageFilter, ShiftFilter
 from carewatch.graphql.resolvers import invoices, packages, shifts
@@ -40,16 +44,43 @@ class Query:
     async def invoice(self, info: Info, id: strawberry.ID) -> Invoice | None:
         return await invoices.invoice(info, str(id))
 
-    # ALERTS: the alerts engineer adds `alerts(filter, first, after)` here, and the Mutation
-    # (acknowledgeAlert, resolveAlert) and Subscription (alerts, shiftUpdates) root types below,
-    # passed to strawberry.Schema in build_schema.
+    @strawberry.field(description="Alerts the caller may see, newest first; `since` catches up.")
+    async def alerts(self, info: Info, filter: AlertFilter | None = None, first: int | None = None,
+                     after: str | None = None) -> Connection[Alert]:
+        return await alert_resolvers.alerts(info, filter, first, after)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Mark an alert as being handled (safeguarding and admin).")
+    async def acknowledge_alert(self, info: Info, id: strawberry.ID, note: str | None = None) -> Alert:
+        return await alert_resolvers.acknowledge_alert(info, str(id), note)
+
+    @strawberry.mutation(description="Close an alert, saying why (safeguarding and admin).")
+    async def resolve_alert(self, info: Info, id: strawberry.ID, note: str) -> Alert:
+        return await alert_resolvers.resolve_alert(info, str(id), note)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Alerts as they are raised or change status.")
+    async def alerts(self, info: Info, filter: AlertFilter | None = None) -> AsyncGenerator[Alert, None]:
+        async for alert in alert_resolvers.alert_stream(info, filter):
+            yield alert
+
+    @strawberry.subscription(description="Shifts as their attendance or status changes.")
+    async def shift_updates(self, info: Info,
+                            filter: ShiftFilter | None = None) -> AsyncGenerator[Shift, None]:
+        async for shift in alert_resolvers.shift_update_stream(info, filter):
+            yield shift
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
     """The schema; production masks unexpected errors and hides introspection."""
     # Depth, token and alias limits always; introspection off and errors masked in production
     # (ClientError messages stay visible: they are the caller's own mistakes).
-    return strawberry.Schema(query=Query, extensions=graphql_extensions(production),
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
+                             extensions=graphql_extensions(production),
                              config=StrawberryConfig(batching_config=BATCHING))
 
 

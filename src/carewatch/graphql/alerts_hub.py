@@ -1,0 +1,110 @@
+"""One Redis subscription per API process, fanned out to each GraphQL subscriber's bounded queue.
+
+A subscriber that falls more than QUEUE_SIZE messages behind is dropped with a clear error, so one
+slow client never makes the process hold unbounded memory; it reconnects and catches up with
+`alerts(filter: {since: ...})`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from graphql import GraphQLError
+
+from carewatch.alerts.bus import AlertBus, Channels, subscribe
+from carewatch.settings import Settings
+
+log = logging.getLogger(__name__)
+QUEUE_SIZE = 1000
+
+
+class SlowSubscriber(GraphQLError):
+    """Raised into a subscription whose client could not keep up."""
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    channel: str
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    dropped: bool = False
+
+
+class AlertHub:
+    def __init__(self, redis_url: str, channels: Channels, queue_size: int = QUEUE_SIZE) -> None:
+        self.redis_url, self.channels, self.queue_size = redis_url, channels, queue_size
+        self.subscribers: set[_Subscriber] = set()
+        self._client: aioredis.Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def client(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client, self._loop, self._task = aioredis.Redis.from_url(self.redis_url), loop, None
+        return self._client
+
+    def bus(self) -> AlertBus:
+        return AlertBus(self.client(), self.channels)
+
+    def _ensure_running(self) -> None:
+        client = self.client()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._pump(client), name="carewatch-alert-hub"
+            )
+
+    async def _pump(self, client: aioredis.Redis) -> None:
+        while True:
+            try:
+                async for channel, message in subscribe(
+                    client, self.channels.alerts, self.channels.shift_updates
+                ):
+                    self._fan_out(channel, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("alert hub lost Redis; resubscribing in 1 s")
+                await asyncio.sleep(1)
+
+    def _fan_out(self, channel: str, message: dict[str, Any]) -> None:
+        for sub in list(self.subscribers):
+            if sub.channel != channel or sub.dropped:
+                continue
+            try:
+                sub.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                sub.dropped = True
+                self.subscribers.discard(sub)
+                log.warning("dropped a subscriber on %s: %d messages behind", channel, sub.queue.qsize())
+
+    async def listen(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+        self._ensure_running()
+        sub = _Subscriber(channel, asyncio.Queue(self.queue_size))
+        self.subscribers.add(sub)
+        try:
+            while True:
+                if sub.dropped:
+                    raise SlowSubscriber(
+                        f"subscription dropped: this client fell more than {self.queue_size} updates behind; "
+                        "resubscribe and catch up with alerts(filter: {since: ...})"
+                    )
+                yield await sub.queue.get()
+        finally:
+            self.subscribers.discard(sub)
+
+
+_HUBS: dict[str, AlertHub] = {}
+
+
+def hub_for(settings: Settings) -> AlertHub:
+    """The process's hub for this deployment (created on first use, inside the API's loop)."""
+    channels = Channels.for_settings(settings)
+    key = f"{settings.redis_url}|{channels.prefix}"
+    if key not in _HUBS:
+        _HUBS[key] = AlertHub(settings.redis_url, channels)
+    return _HUBS[key]
