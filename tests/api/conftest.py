@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -79,6 +79,11 @@ def seed_valid_example(database_url: str) -> None:
 
 
 @pytest.fixture()
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture()
 def seeded_database_url(fresh_database_url: str) -> str:
     seed_valid_example(fresh_database_url)
     return fresh_database_url
@@ -90,20 +95,30 @@ def api_settings(seeded_database_url: str, redis_url: str, broker: Broker) -> Se
                     events_topic=f"care-events-{uuid.uuid4().hex[:8]}", environment="development")
 
 
+def token_for(database_url: str, role: str, scope: str | None = None) -> dict[str, str]:
+    """An Authorization header with a new token of this role and scope."""
+
+    async def create() -> str:
+        async with await psycopg.AsyncConnection.connect(database_url) as conn:
+            created = await create_token(conn, role, scope, name="tests")
+            await conn.commit()
+            return created.secret
+
+    return {"Authorization": f"Bearer {asyncio.run(create())}"}
+
+
+@pytest.fixture()
+def bearer() -> Callable[[str, str, str | None], dict[str, str]]:
+    """`bearer(database_url, role, scope)`: an Authorization header with a new token."""
+    return token_for
+
+
 @pytest.fixture()
 def client(api_settings: Settings) -> Iterator[TestClient]:
-    # The access gate needs a token on every request: these tests read as admin.
-    admin = asyncio.run(_admin_secret(api_settings.database_url))
-    with TestClient(create_app(api_settings, clock=FixedClock(NOW)),
-                    headers={"Authorization": f"Bearer {admin}"}) as c:
+    """The API with lifespan on; the access gate wants a token on every request: these read as admin."""
+    admin = token_for(api_settings.database_url, "admin")
+    with TestClient(create_app(api_settings, clock=FixedClock(NOW)), headers=admin) as c:
         yield c
-
-
-async def _admin_secret(database_url: str) -> str:
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        created = await create_token(conn, "admin", name="tests")
-        await conn.commit()
-        return created.secret
 
 
 class Gql(Protocol):
