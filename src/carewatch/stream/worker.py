@@ -8,7 +8,10 @@ import sys
 
 import faust
 import psycopg
+import redis.asyncio as aioredis
 
+from carewatch.alerts.bus import AlertBus, Channels
+from carewatch.alerts.event_alerts import publishing_listener
 from carewatch.clock import parse_clock
 from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
 from carewatch.settings import Settings
@@ -39,6 +42,9 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     pool = make_pool(settings.database_url, min_size=1, max_size=4)
     processor = BatchProcessor(pool, topic_dead_letters(topics), parse_clock(settings.clock),
                                hold_limit_seconds=settings.hold_limit_seconds)
+    # Alerts changed by a batch are published on Redis after its commit (alerts/event_alerts.py).
+    bus = AlertBus(aioredis.Redis.from_url(settings.redis_url), Channels.for_settings(settings))
+    processor.listeners.append(publishing_listener(bus))
     register_agents(app, settings, topics, processor)
     return app, processor
 
