@@ -115,3 +115,19 @@ def test_non_object_and_non_utf8_are_decode_rejections() -> None:
     assert _reason_of("[1, 2]").stage == "decode"
     result = validate_event(b"\xff\xfe{")
     assert isinstance(result, Rejection) and result.stage == "decode"
+
+
+def test_specialised_validators_agree_with_the_whole_schema() -> None:
+    from carewatch.schema.events import _schema_errors, _validator, _validators_by_type
+
+    assert len(_validators_by_type()) == 12  # one per event type in the contract
+    for name in ("valid.jsonl", "invalid.jsonl"):
+        for line in contract_lines(name):
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            variants = [data, data | {"type": "visit.clock_out"}, data | {"type": "package.approved"}]
+            for variant in variants:
+                whole = sorted(e.message for e in _validator().iter_errors(variant))
+                assert sorted(e.message for e in _schema_errors(variant)) == whole

@@ -85,7 +85,8 @@ UNION SELECT event_id FROM held_events WHERE event_id = ANY(%(ids)s)"""
 
 _RECORD = """
 INSERT INTO events (event_id, occurred_at, type, key, payload, received_at)
-SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::jsonb[], %s::timestamptz[])
+SELECT i, o, t, k, p::jsonb, %s FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[])
+    AS u(i, o, t, k, p)
 ON CONFLICT DO NOTHING
 RETURNING event_id"""
 
@@ -136,9 +137,9 @@ async def _record_events(conn: AsyncConnection[Any], events: Sequence[CareEvent]
     if not events:
         return set()
     async with conn.cursor() as cur:
-        await cur.execute(_RECORD, ([e.event_id for e in events], [e.occurred_at for e in events],
+        await cur.execute(_RECORD, (now, [e.event_id for e in events], [e.occurred_at for e in events],
                                     [e.type for e in events], [e.key for e in events],
-                                    [e.raw for e in events], [now] * len(events)))
+                                    [e.raw for e in events]))
         return {str(r[0]) for r in await cur.fetchall()}
 
 

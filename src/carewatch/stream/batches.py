@@ -175,4 +175,4 @@ def _merge(a: BatchOutcome, b: BatchOutcome) -> BatchOutcome:
     return BatchOutcome(a.applied + b.applied, a.duplicates + b.duplicates, a.held + b.held,
                         a.released + b.released, a.rejected + b.rejected,
                         tuple(sorted(set(a.affected_shift_ids) | set(b.affected_shift_ids))),
-                        a.applied_events + b.applied_events)
+                        a.applied_events + b.applied_events, a.alerts + b.alerts)
