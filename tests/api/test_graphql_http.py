@@ -127,3 +127,15 @@ def test_get_request_and_graphiql(client: TestClient) -> None:
     assert response.json() == {"data": {"shift": {"id": "SH-1"}}}
     page = client.get("/graphql", headers={"accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+def test_query_over_graphql_transport_ws(client: TestClient, api_settings: Any, bearer: Any) -> None:
+    token = bearer(api_settings.database_url, "admin", None)["Authorization"]
+    with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_json({"type": "connection_init", "payload": {"authorization": token}})
+        assert ws.receive_json()["type"] == "connection_ack"
+        ws.send_json({"id": "1", "type": "subscribe",
+                      "payload": {"query": '{ shift(id: "SH-1") { status } }'}})
+        assert ws.receive_json() == {"id": "1", "type": "next",
+                                     "payload": {"data": {"shift": {"status": "COMPLETED"}}}}
+        assert ws.receive_json() == {"id": "1", "type": "complete"}
