@@ -8,106 +8,24 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from carewatch.schema.events import message_key
 from carewatch.services import Broker
 from conftest import ROOT, contract_lines
+from procs import dead_letters, produce, scalar, wait_for, worker
 
 pytestmark = pytest.mark.services
 
 LEDGER = ("SELECT planned_seconds, scheduled_seconds, actual_seconds, payable_seconds, rate_seconds,"
           " spend_pence::text FROM shift_ledger WHERE shift_id = %s")
 SH1 = (3600, 3600, 3395, 3395, 3395 * 4800, "4526.666667")
-
-
-@contextmanager
-def worker(broker: Broker, database_url: str, topic: str, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "CAREWATCH_KAFKA_URL": broker.kafka_url, "CAREWATCH_DATABASE_URL": database_url,
-           "CAREWATCH_CONSUMER_GROUP": f"cw-test-{uuid.uuid4().hex[:8]}", "CAREWATCH_EVENTS_TOPIC": topic,
-           "CAREWATCH_DEAD_LETTER_TOPIC": f"{topic}.dead-letter", "CAREWATCH_WORKER_SESSION_TIMEOUT": "6",
-           "CAREWATCH_BATCH_WITHIN": "0.1", **extra}
-    process = subprocess.Popen([sys.executable, "-m", "carewatch", "worker"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _key(line: str) -> bytes | None:
-    try:
-        return message_key(json.loads(line)).encode() or None
-    except ValueError:
-        return None
-
-
-async def produce(broker: Broker, topic: str, lines: list[str]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
-    await producer.start()
-    try:
-        for line in lines:
-            await producer.send(topic, line.encode(), key=_key(line))
-        await producer.flush()
-    finally:
-        await producer.stop()
-
-
-async def dead_letters(broker: Broker, topic: str, want: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-    """Read the dead-letter topic from the start until `want` records (or the timeout)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    records: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        partitions: set[int] | None = None
-        while partitions is None and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer._client.force_metadata_update()  # the worker creates the topic
-        assert partitions, f"no topic {topic}"
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
-        while len(records) < want and time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for messages in batches.values():
-                records.extend(json.loads(m.value) for m in messages if m.value is not None)
-    finally:
-        await consumer.stop()
-    return records
-
-
-def wait_for(database_url: str, check: Callable[[psycopg.Connection[Any]], bool],
-             process: subprocess.Popen[bytes], timeout: float = 25.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read().decode() if process.stdout else "worker died"
-        with psycopg.connect(database_url) as conn:
-            if check(conn):
-                return
-        time.sleep(0.2)
-    raise AssertionError("the worker did not get there in time")
-
-
-def scalar(conn: psycopg.Connection[Any], sql: str, *params: Any) -> Any:
-    row = conn.execute(sql, params).fetchone()
-    return row[0] if row else None
 
 
 def snapshot(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
