@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from carewatch.services import Broker, free_port
-from conftest import contract_lines
 from procs import api_server, create_token, graphql, produce, scalar, wait_for, worker
+from support import contract_lines
 
 pytestmark = pytest.mark.services
 

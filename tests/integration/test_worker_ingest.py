@@ -13,7 +13,7 @@ import pytest
 
 from carewatch.schema.events import CareEvent, Rejection, validate_event
 from carewatch.store.ingest import apply_batch, expire_held, release_held
-from conftest import contract_lines
+from support import contract_lines
 
 pytestmark = pytest.mark.services
 
@@ -123,7 +123,7 @@ async def test_order_and_batching_do_not_change_the_result(database_url: str, fr
 
 
 def _fresh(database_url: str, seed: int) -> str:
-    from conftest import make_database
+    from support import make_database
 
     return make_database()
 

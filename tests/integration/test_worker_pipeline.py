@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from carewatch.services import Broker
-from conftest import ROOT, contract_lines
 from procs import dead_letters, produce, scalar, wait_for, worker
+from support import ROOT, contract_lines
 
 pytestmark = pytest.mark.services
 

@@ -11,7 +11,7 @@ import pytest
 from carewatch.clock import FixedClock
 from carewatch.store.db import make_pool
 from carewatch.stream.batches import BatchProcessor
-from conftest import contract_lines
+from support import contract_lines
 
 pytestmark = pytest.mark.services
 

@@ -18,7 +18,7 @@ from carewatch.store.db import make_pool
 from carewatch.stream.agents import register_agents
 from carewatch.stream.app import create_app, make_topics
 from carewatch.stream.batches import BatchProcessor
-from conftest import contract_lines
+from support import contract_lines
 
 pytestmark = pytest.mark.services
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from carewatch.schema.events import schema_text
-from conftest import SHARED
+from support import SHARED
 
 
 def test_packaged_schema_equals_the_contract() -> None:

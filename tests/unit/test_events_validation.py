@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from carewatch.schema.events import CareEvent, Rejection, message_key, validate_event
-from conftest import contract_lines
+from support import contract_lines
 
 
 def _good(kind: str) -> dict[str, object]:
