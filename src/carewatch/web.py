@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from carewatch.clock import Clock, parse_clock
+from carewatch.graphql.alerts_hub import hub_for
 from carewatch.graphql.context import Context, build_context
 from carewatch.graphql.schema import build_schema
 from carewatch.ingest_http import EventProducer, post_events
@@ -131,10 +132,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         producer = EventProducer(settings.kafka_bootstrap, settings.events_topic)
         state = AppState(settings, processing_clock, pool, client, producer)
+        # One Redis subscription per process for the alerts and shiftUpdates subscriptions, listening
+        # from start-up so that an alert published before the first subscriber's arrival is not lost.
+        hub = hub_for(settings)
+        await hub.start()
         try:
             # "pool" and "redis" are also top level: the access gate (security/gate.py) reads them there.
             yield {"carewatch": state, "pool": pool, "redis": client}
         finally:
+            await hub.stop()
             await producer.close()
             await client.aclose()
             await pool.close()

@@ -19,6 +19,7 @@ from carewatch.graphql.errors import ClientError
 from carewatch.graphql.filters import ShiftFilter
 from carewatch.graphql.pagination import decode_cursor, encode_cursor, page_size
 from carewatch.graphql.resolvers import shifts as shift_resolvers
+from carewatch.graphql.resolvers.shift_status import status_of
 from carewatch.graphql.types.connection import Connection
 from carewatch.graphql.types.shift import Shift
 from carewatch.security.roles import Role, Viewer
@@ -222,9 +223,15 @@ async def shift_update_stream(info: Info, f: ShiftFilter | None) -> AsyncGenerat
     hub = hub_for(info.context.settings)
     async for message in hub.listen(Channels.for_settings(info.context.settings).shift_updates):
         shift_id = str(message.get("shift_id", ""))
-        info.context.loaders.shifts.clear(shift_id)  # a subscription's loaders live long: read afresh
+        # A subscription's loaders live as long as it does: read the shift and its ledger afresh.
+        loaders = info.context.loaders
+        # clear_all, not clear(key): strawberry's clear raises KeyError for a key never loaded.
+        loaders.shifts.clear_all()
+        loaders.ledgers.clear_all()
         shift = await shift_resolvers.shift(info, shift_id)  # None when outside the viewer's scope
         if shift is None or (f is not None and not _shift_matches(f, shift)):
+            continue
+        if f is not None and f.status is not None and await status_of(info, shift.value) != f.status:
             continue
         yield shift
 

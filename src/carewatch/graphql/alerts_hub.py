@@ -8,6 +8,7 @@ slow client never makes the process hold unbounded memory; it reconnects and cat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class AlertHub:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def client(self) -> aioredis.Redis:
+        # A new event loop (a test's second app, say) gets its own client and pump.
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self._client, self._loop, self._task = aioredis.Redis.from_url(self.redis_url), loop, None
@@ -57,6 +59,25 @@ class AlertHub:
             self._task = asyncio.get_running_loop().create_task(
                 self._pump(client), name="carewatch-alert-hub"
             )
+
+    async def start(self) -> None:
+        """Subscribe on Redis now (the API's lifespan calls this), so the first client misses nothing."""
+        self._ensure_running()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        """Unsubscribe and close the Redis client; open subscriptions end with the process."""
+        task, client = self._task, self._client
+        self._task, self._client, self._loop = None, None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down either way
+                await task
+        if client is not None:
+            await client.aclose()
 
     async def _pump(self, client: aioredis.Redis) -> None:
         while True:
@@ -102,7 +123,7 @@ _HUBS: dict[str, AlertHub] = {}
 
 
 def hub_for(settings: Settings) -> AlertHub:
-    """The process's hub for this deployment (created on first use, inside the API's loop)."""
+    """The process's hub for this deployment; the API's lifespan starts and stops it."""
     channels = Channels.for_settings(settings)
     key = f"{settings.redis_url}|{channels.prefix}"
     if key not in _HUBS:
