@@ -239,7 +239,10 @@ class AccessGate:
                 text = (message.get("bytes") or b"").decode("utf-8", "replace")
             init = _connection_init(text)
             if init is None:
-                return  # not connection_init: the protocol handler decides (subscribe first is 4401)
+                # Anything before connection_init (a ping, say) would leave strawberry with a context
+                # built for nobody and a later connection_init acknowledged: refuse it here instead.
+                await close(WS_UNAUTHORIZED, "Unauthorized")
+                return
             viewer = await self._viewer(scope, init)
             if viewer is None:
                 await close(WS_UNAUTHORIZED, "Unauthorized")
