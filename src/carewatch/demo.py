@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
+from websockets.typing import Subprotocol
 
 from carewatch.clock import AcceleratedClock
 from carewatch.schema.migrate import ensure_database, migrate
@@ -150,6 +152,36 @@ async def wait_healthy(base_url: str, children: list[Child], timeout: float = 90
     return False
 
 
+ALERTS_SUBSCRIPTION = "subscription { alerts { kind severity status message } }"
+
+
+async def print_alerts(ws_url: str, token: str) -> None:
+    """Print each alert as a safeguarding lead's subscription receives it (graphql-transport-ws)."""
+    from websockets.asyncio.client import connect
+
+    while True:
+        try:
+            async with connect(ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+                await ws.send(json.dumps({"type": "connection_init",
+                                          "payload": {"authorization": f"Bearer {token}"}}))
+                await ws.send(json.dumps({"id": "alerts", "type": "subscribe",
+                                          "payload": {"query": ALERTS_SUBSCRIPTION}}))
+                async for raw in ws:
+                    message = json.loads(raw)
+                    if message.get("type") == "ping":
+                        await ws.send(json.dumps({"type": "pong"}))
+                    alert = (message.get("payload") or {}).get("data", {}).get("alerts") \
+                        if message.get("type") == "next" else None
+                    if alert:
+                        print(f"alert: {alert['severity']:<8} {alert['kind']:<20} {alert['status']:<13} "
+                              f"{alert['message']}", flush=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the API restarting must not stop the demo: reconnect
+            print(f"demo: alert subscription interrupted ({exc}); reconnecting", flush=True)
+            await asyncio.sleep(2)
+
+
 async def _live(args: argparse.Namespace, broker: Broker, env: Mapping[str, str], clock: AcceleratedClock,
                 children: list[Child], token: str | None, tz: ZoneInfo) -> int:
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
@@ -172,6 +204,7 @@ async def _live(args: argparse.Namespace, broker: Broker, env: Mapping[str, str]
     await sink.start()
     progress = Progress(len(feed))
     simulation = asyncio.create_task(emit(feed, sink, clock, progress))
+    alert_printer = asyncio.create_task(print_alerts(f"ws://{host}:{args.port}/graphql", token)) if token else None
     started = time.monotonic()
     next_report = started + 10
     finished_said = False
@@ -199,6 +232,10 @@ async def _live(args: argparse.Namespace, broker: Broker, env: Mapping[str, str]
                 await asyncio.sleep(0.25)
     finally:
         simulation.cancel()
+        if alert_printer:
+            alert_printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await alert_printer
         # Its failure, if any, was reported above; we are stopping anyway.
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await simulation

@@ -47,7 +47,9 @@ def _registrations(rng: random.Random, options: FeedOptions
         package = make_package(rng, n + 1, commissioners[n % len(commissioners)],
                                providers[n % len(providers)], start.astimezone(options.tz).date())
         packages.append(package)
-        events.append((start - timedelta(days=7, minutes=-n), {
+        # Approved the day before: the 7-day delivery rules need 7 active days of history, which a
+        # first simulated day does not have, so they must not judge it.
+        events.append((start - timedelta(days=1, minutes=-n), {
             "type": "package.approved", "package_id": package.package_id,
             "commissioner_id": package.commissioner.commissioner_id,
             "provider_id": package.provider.provider_id, "mechanism": package.mechanism,
