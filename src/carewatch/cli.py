@@ -81,6 +81,18 @@ def _token(args: argparse.Namespace) -> int:
     return run_token_command(settings_module.load(), args)
 
 
+def _thresholds(args: argparse.Namespace) -> int:
+    from carewatch.alerts.thresholds_cli import run_thresholds_command
+
+    return run_thresholds_command(settings_module.load(), args)
+
+
+def _alert_latency(args: argparse.Namespace) -> int:
+    from carewatch.latency import run
+
+    return run(args)
+
+
 def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="random seed; the same seed gives the same feed")
     parser.add_argument("--packages", type=int, default=36, help="care packages to simulate")
@@ -148,6 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     t = token_sub.add_parser("revoke", help="revoke a token by id")
     t.add_argument("id", type=int)
     p.set_defaults(func=_token)
+
+    p = sub.add_parser("thresholds", help="set or show a commissioner's alert threshold overrides")
+    th_sub = p.add_subparsers(dest="thresholds_command", required=True, metavar="ACTION")
+    t = th_sub.add_parser("set", help="merge name=value overrides, e.g. late_start_minutes=20")
+    t.add_argument("--commissioner", required=True, help="commissioner id")
+    t.add_argument("assignments", nargs="*", metavar="NAME=VALUE")
+    t.add_argument("--clear", action="append", metavar="NAME", help="drop an override (back to the default)")
+    t = th_sub.add_parser("show", help="print the commissioner's overrides as JSON")
+    t.add_argument("--commissioner", required=True, help="commissioner id")
+    p.set_defaults(func=_thresholds)
+
+    p = sub.add_parser("alert-latency",
+                       help="measure clock-out -> alert and deadline -> absence alert delivery under load")
+    p.add_argument("--visits", type=int, default=200, help="clock-outs that each raise a SHORT_VISIT alert")
+    p.add_argument("--absences", type=int, default=100, help="shifts left without a clock-in (LATE_START)")
+    p.add_argument("--background-rate", type=float, default=1000.0, help="background events per second")
+    p.add_argument("--runs", type=int, default=3, help="repeat runs; the table gives each and the median")
+    p.set_defaults(func=_alert_latency)
     return parser
 
 
