@@ -7,6 +7,7 @@ field, so that the worker and the HTTP ingest can dead-letter it and carry on.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,9 +16,12 @@ from importlib import resources
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, ValidationError
 
 from carewatch.domain.identifiers import nhs_number_valid, ni_number_valid
+
+log = logging.getLogger(__name__)
 
 RejectionStage = Literal["decode", "schema", "semantic", "unresolved", "scope"]
 
@@ -80,9 +84,43 @@ def _validators_by_type() -> dict[str, Draft202012Validator]:
     return out
 
 
+def _format(name: str) -> Any:
+    checker = Draft202012Validator.FORMAT_CHECKER
+    return lambda value: checker.conforms(value, name)
+
+
+@cache
+def _fast_validator() -> Any:
+    """The whole contract schema compiled by jsonschema-rs (Draft 2020-12): ~10 µs an event, not ~400.
+
+    Its formats are checked by the very functions jsonschema uses, so both accept the same instants
+    and dates (jsonschema-rs alone would also take a leap second, which Python cannot parse).
+    """
+    schema = json.loads(schema_text())
+    formats = {name: _format(name) for name in _formats_used(schema)}
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True, formats=formats)
+
+
+def _formats_used(node: Any) -> set[str]:
+    """Every `format` keyword value in the schema (found by walking it, so none is missed)."""
+    if isinstance(node, list):
+        return set().union(*(_formats_used(item) for item in node))
+    if not isinstance(node, dict):
+        return set()
+    found = {node["format"]} if isinstance(node.get("format"), str) else set()
+    return found.union(*(_formats_used(value) for value in node.values()))
+
+
 def _schema_errors(data: dict[str, Any]) -> list[ValidationError]:
+    """Schema errors of `data`: none when the fast validator passes it; else jsonschema's, to explain why."""
+    if _fast_validator().is_valid(data):
+        return []
     specialised = _validators_by_type().get(data["type"]) if isinstance(data.get("type"), str) else None
-    return list((specialised or _validator()).iter_errors(data))
+    errors = list((specialised or _validator()).iter_errors(data))
+    if not errors:
+        # The two implementations disagree: jsonschema, the reference the reasons come from, decides.
+        log.warning("jsonschema-rs rejects event %r that jsonschema accepts", data.get("event_id"))
+    return errors
 
 
 def schema_text() -> str:
