@@ -98,6 +98,8 @@ async def read_items(request: Request) -> list[str]:
         body: Any = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RefusedBody(400, f"body is not JSON: {exc}") from exc
+    except RecursionError:  # a body of thousands of nested brackets: a 400, not a crash
+        raise RefusedBody(400, "body is nested too deeply to be a care event") from None
     items = body if isinstance(body, list) else [body]
     if len(items) > MAX_ITEMS:
         raise RefusedBody(413, f"{len(items)} events in one request; at most {MAX_ITEMS}")
