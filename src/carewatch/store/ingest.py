@@ -83,10 +83,15 @@ _SEEN = """
 SELECT event_id FROM events WHERE event_id = ANY(%(ids)s)
 UNION SELECT event_id FROM held_events WHERE event_id = ANY(%(ids)s)"""
 
+# The raw events are copied into a session-local table and inserted from there in one statement:
+# COPY sends the text as is, where an array parameter escapes every character of every payload.
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS incoming_events (event_id text, occurred_at timestamptz, type text, key text,
+                                                 payload text) ON COMMIT DELETE ROWS"""
+_COPY = "COPY incoming_events (event_id, occurred_at, type, key, payload) FROM STDIN"
 _RECORD = """
 INSERT INTO events (event_id, occurred_at, type, key, payload, received_at)
-SELECT i, o, t, k, p::jsonb, %s FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[])
-    AS u(i, o, t, k, p)
+SELECT event_id, occurred_at, type, key, payload::jsonb, %s FROM incoming_events
 ON CONFLICT DO NOTHING
 RETURNING event_id"""
 
@@ -137,9 +142,12 @@ async def _record_events(conn: AsyncConnection[Any], events: Sequence[CareEvent]
     if not events:
         return set()
     async with conn.cursor() as cur:
-        await cur.execute(_RECORD, (now, [e.event_id for e in events], [e.occurred_at for e in events],
-                                    [e.type for e in events], [e.key for e in events],
-                                    [e.raw for e in events]))
+        await cur.execute(_STAGE)
+        await cur.execute("TRUNCATE incoming_events")  # an earlier round of this transaction used it
+        async with cur.copy(_COPY) as copy:
+            for e in events:
+                await copy.write_row((e.event_id, e.occurred_at, e.type, e.key, e.raw))
+        await cur.execute(_RECORD, (now,))
         return {str(r[0]) for r in await cur.fetchall()}
 
 
