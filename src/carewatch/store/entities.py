@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg import sql as psql
 
 from carewatch.schema.events import CareEvent, parse_instant
+from carewatch.store.staging import stage_rows
 
 _COMMISSIONER = """
 INSERT INTO commissioners (commissioner_id, name, kind, timezone, registered_at)
@@ -147,13 +149,32 @@ _ORDER = (_COMMISSIONER, _PROVIDER, _CARER, _PACKAGE, _SHIFT, _CANCEL, _CLOCK, _
           _ACTIVITY)
 
 
+# Facts keyed by event_id that are only ever inserted: staged by COPY and merged in one statement
+# (no row can conflict with another of the same batch, since the batch's event ids are unique).
+_STAGED: dict[str, tuple[str, tuple[str, ...]]] = {
+    _CLOCK: ("clock_events", ("event_id", "shift_id", "carer_id", "direction", "at", "method", "lat", "lon",
+                              "accuracy_m")),
+    _ACTIVITY: ("activities", ("event_id", "carer_id", "provider_id", "package_id", "kind", "minutes",
+                               "occurred_at")),
+}
+
+
 async def write_entities(conn: AsyncConnection[Any], events: Sequence[CareEvent]) -> None:
-    """Apply `events` (all references resolved) to the entity tables, one executemany per table."""
+    """Apply `events` (all references resolved) to the entity tables, one statement per table."""
     groups: dict[str, list[tuple[Any, ...]]] = {sql: [] for sql in _ORDER}
     for event in sorted(events, key=lambda e: (e.occurred_at, e.event_id)):
         sql, params = _row(event)
         groups[sql].append(params)
     async with conn.cursor() as cur:
         for sql in _ORDER:
-            if groups[sql]:
+            if not groups[sql]:
+                continue
+            if sql in _STAGED:
+                table, columns = _STAGED[sql]
+                await stage_rows(cur, f"staged_{table}", table, columns, groups[sql])
+                merge = psql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (event_id) DO NOTHING").format(
+                    psql.Identifier(table), psql.SQL(", ").join(map(psql.Identifier, columns)),
+                    psql.SQL(", ").join(map(psql.Identifier, columns)), psql.Identifier(f"staged_{table}"))
+                await cur.execute(merge)
+            else:
                 await cur.executemany(sql, groups[sql])

@@ -19,6 +19,7 @@ from psycopg import AsyncConnection
 
 from carewatch.domain.attendance import shift_ledger
 from carewatch.domain.model import ClockEvent, Correction, Location, Rate, Shift, ShiftLedger
+from carewatch.store.staging import stage_rows
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,17 @@ _CORRECTIONS = """
 SELECT event_id, shift_id, carer_id, clock_in_at, clock_out_at, occurred_at, reason_code, corrected_by
 FROM visit_corrections WHERE shift_id = ANY(%s)"""
 
-_UPSERT = """
-INSERT INTO shift_ledger (shift_id, package_id, provider_id, starts_at, planned_seconds, scheduled_seconds,
-    actual_seconds, payable_seconds, overrun_seconds, unverified_seconds, provider_cancelled_seconds,
-    day_seconds, night_seconds, weekend_seconds, bank_holiday_seconds, rate_seconds, spend_pence,
-    first_clock_in_at, open_attendances, distinct_carers, attendance, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+_LEDGER_COLUMNS = (
+    "shift_id", "package_id", "provider_id", "starts_at", "planned_seconds", "scheduled_seconds",
+    "actual_seconds", "payable_seconds", "overrun_seconds", "unverified_seconds", "provider_cancelled_seconds",
+    "day_seconds", "night_seconds", "weekend_seconds", "bank_holiday_seconds", "rate_seconds", "spend_pence",
+    "first_clock_in_at", "open_attendances", "distinct_carers", "attendance", "updated_at")
+
+# The ledgers are staged by COPY (store/staging.py) and merged in one statement; shift ids are
+# unique within it, since each comes from one row of shifts.
+_UPSERT = f"""
+INSERT INTO shift_ledger ({", ".join(_LEDGER_COLUMNS)})
+SELECT {", ".join(_LEDGER_COLUMNS)} FROM staged_ledgers
 ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
     starts_at = EXCLUDED.starts_at, planned_seconds = EXCLUDED.planned_seconds,
     scheduled_seconds = EXCLUDED.scheduled_seconds, actual_seconds = EXCLUDED.actual_seconds,
@@ -132,6 +138,8 @@ async def recompute_ledgers(conn: AsyncConnection[Any], shift_ids: Collection[st
                 # facts are stored, so the ledger is rebuilt when the next event for it arrives.
                 log.exception("could not compute the ledger of shift %s", sid)
         if ledgers:
-            await cur.executemany(_UPSERT, [ledger_row(ledger, now) for ledger in ledgers])
+            await stage_rows(cur, "staged_ledgers", "shift_ledger", _LEDGER_COLUMNS,
+                             (ledger_row(ledger, now) for ledger in ledgers))
+            await cur.execute(_UPSERT)
     return ledgers
 
