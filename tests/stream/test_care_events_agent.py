@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -80,3 +81,45 @@ async def test_agent_applies_valid_events_and_dead_letters_invalid_ones(fresh_da
     assert bad1["rejected_at"] == "2026-04-06T12:00:00Z"
     key, decode = records[None]
     assert key is None and decode["stage"] == "decode"
+
+
+async def test_offsets_are_released_only_after_the_batch_is_committed(fresh_database_url: str) -> None:
+    settings = Settings(database_url=fresh_database_url, consumer_group=f"test-{uuid.uuid4().hex[:8]}",
+                        batch_size=3, batch_within_seconds=0.05)
+    app = create_app(settings)
+    topics = make_topics(app, settings)
+
+    async def sink(key: bytes | None, value: bytes) -> None:
+        return None
+
+    processor = BatchProcessor(make_pool(fresh_database_url, max_size=2), sink, FixedClock(NOW))
+    gate, entered = asyncio.Event(), asyncio.Event()
+    handle = processor.handle
+
+    async def gated(messages: Any) -> Any:
+        entered.set()
+        await gate.wait()
+        return await handle(messages)
+
+    processor.handle = gated  # type: ignore[method-assign]
+    agent = register_agents(app, settings, topics, processor)
+    lines = contract_lines("valid.jsonl")[:3]
+    try:
+        async with agent.test_context() as agent_:
+            channel = agent_.stream().channel
+            messages = []
+            for n, line in enumerate(lines):
+                # As faust's conductor does for a message from Kafka: one reference for the stream.
+                message = agent_.to_message(_key(line), line.encode(), offset=n)
+                message.incref()
+                messages.append(message)
+                await channel.put(await channel.decode(message))
+            await asyncio.wait_for(entered.wait(), 10)
+            await asyncio.sleep(0.2)  # take_events has returned the batch and acked it on its side
+            assert not any(m.acked for m in messages)
+            assert _count(fresh_database_url, "SELECT count(*) FROM events") == 0
+            gate.set()
+            await _until(lambda: all(m.acked for m in messages))
+            assert _count(fresh_database_url, "SELECT count(*) FROM events") == 3
+    finally:
+        await processor.close()
