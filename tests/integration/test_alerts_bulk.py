@@ -11,7 +11,7 @@ import pytest
 from carewatch.alerts.event_alerts import apply_decisions_bulk
 from carewatch.alerts.store import apply_decisions
 from carewatch.domain.alert_rules import AlertDecision, AlertKind
-from conftest import make_database
+from support import make_database
 
 pytestmark = pytest.mark.services
 
