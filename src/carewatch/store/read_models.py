@@ -13,6 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from carewatch.domain.delivery import LedgerTotals
 from carewatch.domain.model import Shift, ShiftLedger
 from carewatch.store.rows import (
     InvoiceRecord,
@@ -50,18 +51,8 @@ class ShiftQuery:
     cancelled: bool | None = None
 
 
-@dataclass(frozen=True)
-class WindowSums:
-    """Sums of shift_ledger columns over the shifts of one package starting in one window."""
-
-    planned_seconds: int = 0
-    scheduled_seconds: int = 0
-    actual_seconds: int = 0
-    payable_seconds: int = 0
-    overrun_seconds: int = 0
-    unverified_seconds: int = 0
-    provider_cancelled_seconds: int = 0
-    rate_seconds: int = 0
+# Sums of shift_ledger columns over the shifts of one package starting in one window.
+WindowSums = LedgerTotals
 
 
 Window = tuple[str, datetime, datetime]  # package_id, start (inclusive), end (exclusive)

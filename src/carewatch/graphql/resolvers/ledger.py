@@ -8,23 +8,9 @@ from carewatch.domain import budget as budget_rules
 from carewatch.domain import delivery as delivery_rules
 from carewatch.graphql.context import Info
 from carewatch.graphql.errors import ClientError
-from carewatch.store.read_models import WindowSums
 from carewatch.store.rows import PackageRecord, period_bounds
 
 ROLLING_WINDOW = timedelta(days=7)
-
-
-def totals(sums: WindowSums) -> delivery_rules.LedgerTotals:
-    return delivery_rules.LedgerTotals(
-        planned_seconds=sums.planned_seconds,
-        scheduled_seconds=sums.scheduled_seconds,
-        actual_seconds=sums.actual_seconds,
-        payable_seconds=sums.payable_seconds,
-        overrun_seconds=sums.overrun_seconds,
-        unverified_seconds=sums.unverified_seconds,
-        provider_cancelled_seconds=sums.provider_cancelled_seconds,
-        rate_seconds=sums.rate_seconds,
-    )
 
 
 def window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -40,7 +26,7 @@ async def delivery_in(info: Info, record: PackageRecord, start: datetime, end: d
                       ) -> delivery_rules.Delivery:
     start, end = window(start, end)
     sums = await info.context.loaders.window_sums.load((record.package.package_id, start, end))
-    return delivery_rules.delivery(record.package, totals(sums), start, end)
+    return delivery_rules.delivery(record.package, sums, start, end)
 
 
 async def rolling_7_days(info: Info, record: PackageRecord) -> delivery_rules.Delivery:
