@@ -180,3 +180,24 @@ def test_default_start_is_the_coming_monday_at_six_london() -> None:
     assert coming_monday(early_monday, LONDON) == datetime(2026, 1, 5, 6, 0, tzinfo=UTC)  # GMT
     assert parse_start("2026-04-06T06:00", wednesday, LONDON) == START
     assert parse_start(None, wednesday, LONDON) == datetime(2026, 4, 13, 5, 0, tzinfo=UTC)
+
+
+def test_a_large_feed_names_nothing_before_it_is_registered() -> None:
+    # 2,000 packages a minute apart would not fit in the day before: every approval must still
+    # precede the day, so any prefix of the feed (the benchmark cuts one) holds nothing back.
+    from carewatch.schema.events import CareEvent, validate_event
+    from carewatch.store.ingest import provides, references
+
+    big = generate_feed(FeedOptions(start=START, seed=5, packages=2000, providers=40, days=1, invoices=0))
+    seen: set[str] = set()
+    early: list[str] = []
+    for raw in big:
+        event = validate_event(json.dumps(raw).encode())
+        assert isinstance(event, CareEvent)
+        early += [f"{event.event_id} needs {ref}" for ref in references(event) if ref not in seen]
+        made = provides(event)
+        if made:
+            seen.add(made)
+    assert early == []
+    approvals = [_instant(e["occurred_at"]) for e in big if e["type"] == "package.approved"]
+    assert len(approvals) == 2000 and max(approvals) < START

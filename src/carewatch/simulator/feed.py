@@ -43,13 +43,16 @@ def _registrations(rng: random.Random, options: FeedOptions
                 "date_of_birth": carer.date_of_birth.isoformat(), "competencies": list(carer.competencies),
                 "pay_pence_per_hour": carer.pay_pence_per_hour}))
     packages = []
+    spacing = min(timedelta(minutes=1), timedelta(hours=18) / max(1, options.packages))
     for n in range(options.packages):
         package = make_package(rng, n + 1, commissioners[n % len(commissioners)],
                                providers[n % len(providers)], start.astimezone(options.tz).date())
         packages.append(package)
         # Approved the day before: the 7-day delivery rules need 7 active days of history, which a
-        # first simulated day does not have, so they must not judge it.
-        events.append((start - timedelta(days=1, minutes=-n), {
+        # first simulated day does not have, so they must not judge it. A minute apart, or closer
+        # when there are more than 18 hours' worth: every approval then precedes the first shift
+        # announcements (up to 4 hours before the day), so no prefix of the feed names an unknown package.
+        events.append((start - timedelta(days=1) + n * spacing, {
             "type": "package.approved", "package_id": package.package_id,
             "commissioner_id": package.commissioner.commissioner_id,
             "provider_id": package.provider.provider_id, "mechanism": package.mechanism,
