@@ -69,6 +69,9 @@ class Settings:
     batch_within_seconds: float = field(default_factory=lambda: _env_float("CAREWATCH_BATCH_WITHIN", 0.2))
     """Longest the worker waits to fill a batch."""
 
+    fetch_max_wait_ms: int = field(default_factory=lambda: _env_int("CAREWATCH_FETCH_MAX_WAIT_MS", 100))
+    """Longest a Kafka fetch waits for data (faust fixes 1,500 ms, which delays events under light load)."""
+
     hold_limit_seconds: int = field(default_factory=lambda: _env_int("CAREWATCH_HOLD_LIMIT_SECONDS", 3600))
     """How long (processing time) an event naming something unknown is held before it is rejected."""
 

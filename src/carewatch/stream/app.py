@@ -10,6 +10,7 @@ import faust
 
 from carewatch.services import free_port
 from carewatch.settings import Settings
+from carewatch.stream.kafka import install_transport
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class Topics:
 def create_app(settings: Settings) -> faust.App:
     """A faust App for the worker's consumer group, with raw values and short group timeouts."""
     session = max(6.0, settings.worker_session_timeout_seconds)
-    return faust.App(
+    app = faust.App(
         settings.consumer_group,
         broker=settings.kafka_url,
         value_serializer="raw",
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> faust.App:
         # Offsets are committed often: writes are idempotent, so a replay after a crash is harmless.
         broker_commit_interval=1.0,
     )
+    install_transport(app, settings.fetch_max_wait_ms)
+    return app
 
 
 def make_topics(app: faust.App, settings: Settings) -> Topics:
