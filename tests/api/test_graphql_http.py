@@ -139,3 +139,25 @@ def test_query_over_graphql_transport_ws(client: TestClient, api_settings: Any, 
         assert ws.receive_json() == {"id": "1", "type": "next",
                                      "payload": {"data": {"shift": {"status": "COMPLETED"}}}}
         assert ws.receive_json() == {"id": "1", "type": "complete"}
+
+
+def test_shift_status_uses_commissioner_then_package_thresholds(client: TestClient, gql: Any,
+                                                                api_settings: Any) -> None:
+    import psycopg
+
+    query = '{ shift(id: "SH-3") { status } }'
+    with psycopg.connect(api_settings.database_url, autocommit=True) as conn:
+        # Nobody has arrived 20 minutes after the start (NOW is 12:00 UTC).
+        conn.execute("INSERT INTO shifts (shift_id, package_id, provider_id, starts_at, ends_at, service_type,"
+                     " carers_required, carer_ids, required_competencies, scheduled_at) VALUES ('SH-3',"
+                     " 'PKG-100', 'PRV-ACORN', '2026-04-13T11:40:00Z', '2026-04-13T12:40:00Z', 'personal_care',"
+                     " 1, '{CR-001}', '{}', '2026-04-12T09:00:00Z')")
+        assert gql(query)["shift"]["status"] == "LATE"  # the default: late after 15 minutes
+        conn.execute("INSERT INTO commissioner_thresholds (commissioner_id, thresholds) VALUES"
+                     " ('LA-WIRRAL', '{\"late_start_minutes\": 30}')")
+        assert gql(query)["shift"]["status"] == "SCHEDULED"  # the commissioner allows 30
+        conn.execute("UPDATE packages SET thresholds = '{\"late_start_minutes\": 10}' WHERE package_id = 'PKG-100'")
+        assert gql(query)["shift"]["status"] == "LATE"  # the package's own 10 wins
+        conn.execute("UPDATE packages SET thresholds = '{\"late_start_minutes\": \"soon\"}'"
+                     " WHERE package_id = 'PKG-100'")
+        assert gql(query)["shift"]["status"] == "SCHEDULED"  # a malformed override is ignored, not fatal

@@ -30,7 +30,7 @@ DEFAULT_THRESHOLDS = Thresholds()
 THRESHOLD_NAMES: frozenset[str] = frozenset(f.name for f in fields(Thresholds))
 
 
-def _usable(value: Any) -> float | None:
+def usable_override(value: Any) -> float | None:
     """A finite, non-negative number, else None: a bad override must not switch an alert off."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -46,7 +46,7 @@ def apply_overrides(base: Thresholds, overrides: Mapping[str, Any] | None) -> Th
         return base
     changes: dict[str, float] = {}
     for name, value in overrides.items():
-        number = _usable(value)
+        number = usable_override(value)
         if name in THRESHOLD_NAMES and number is not None:
             changes[name] = number
     return replace(base, **changes) if changes else base

@@ -28,8 +28,9 @@ from carewatch.store.scope import Viewer, scope_condition
 
 # The package's local zone is its commissioner's; the deployment default where none is known.
 _PACKAGE_SELECT = """
-SELECT p.*, COALESCE(c.timezone, %s) AS timezone
+SELECT p.*, COALESCE(c.timezone, %s) AS timezone, ct.thresholds AS commissioner_thresholds
 FROM packages p LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
 WHERE {scope} AND {condition}
 """
 

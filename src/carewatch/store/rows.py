@@ -18,6 +18,7 @@ from carewatch.domain.model import (
     Shift,
     ShiftLedger,
 )
+from carewatch.domain.thresholds import usable_override
 
 Row = dict[str, Any]
 
@@ -30,6 +31,8 @@ class PackageRecord:
     person_id: str
     nhs_number: str
     planned_minutes_per_week: Decimal
+    # The commissioner's overrides of the alert thresholds, which the package's own override in turn.
+    commissioner_thresholds: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,6 @@ def package_from_row(row: Row) -> PackageRecord:
     rates = tuple(
         Rate(str(r["service_type"]), cast(Band, r["band"]), int(r["pence_per_hour"])) for r in row["rates"]
     )
-    thresholds = row.get("thresholds") or {}
     location = None
     if row.get("person_lat") is not None and row.get("person_lon") is not None:
         location = Location(float(row["person_lat"]), float(row["person_lon"]))
@@ -84,11 +86,18 @@ def package_from_row(row: Row) -> PackageRecord:
         rates=rates,
         timezone=row.get("timezone") or "Europe/London",
         mechanism=row["mechanism"],
-        thresholds=tuple(sorted((str(k), float(v)) for k, v in thresholds.items())),
+        thresholds=_overrides(row.get("thresholds")),
         person_location=location,
     )
     return PackageRecord(package, row["person_id"], row["nhs_number"],
-                         Decimal(row["planned_minutes_per_week"]))
+                         Decimal(row["planned_minutes_per_week"]), _overrides(row.get("commissioner_thresholds")))
+
+
+def _overrides(raw: Any) -> tuple[tuple[str, float], ...]:
+    """Threshold overrides as stored (jsonb): the well-formed numbers only, as domain/thresholds.py reads them."""
+    if not isinstance(raw, dict):
+        return ()
+    return tuple(sorted((str(k), n) for k, v in raw.items() if (n := usable_override(v)) is not None))
 
 
 def shift_from_row(row: Row) -> Shift:

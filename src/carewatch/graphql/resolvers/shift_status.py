@@ -1,10 +1,10 @@
-"""A shift's status now, by the domain rule, with the package's own lateness thresholds."""
+"""A shift's status now, by the domain rule, with the lateness thresholds of its commissioner and package."""
 
 from __future__ import annotations
 
 from carewatch.domain.model import Shift, ShiftStatus
 from carewatch.domain.status import shift_status
-from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, apply_overrides
+from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, resolve_thresholds
 from carewatch.graphql.context import Info
 
 
@@ -14,7 +14,8 @@ async def status_of(info: Info, shift: Shift) -> ShiftStatus:
     record = await loaders.packages.load(shift.package_id)
     thresholds = DEFAULT_THRESHOLDS
     if record is not None:
-        thresholds = apply_overrides(DEFAULT_THRESHOLDS, dict(record.package.thresholds))
+        thresholds = resolve_thresholds(DEFAULT_THRESHOLDS, dict(record.commissioner_thresholds),
+                                        dict(record.package.thresholds))
     return shift_status(shift, ledger, info.context.clock.now(),
                         late_after_minutes=thresholds.late_start_minutes,
                         missed_after_minutes=thresholds.missed_visit_minutes)
