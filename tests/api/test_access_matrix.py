@@ -435,7 +435,8 @@ def test_alerts_subscription(world: World, viewer: str) -> None:
 @pytest.mark.parametrize("viewer", list(VIEWERS))
 def test_shift_updates_subscription(world: World, viewer: str) -> None:
     want = visible_keys(viewer)
-    updates = [{"shift_id": o.shift} for o in OBJECTS.values()] + [{"shift_id": OBJECTS[want[0]].shift}]
+    # One message naming every shift, as the worker publishes a batch, then the single-shift form.
+    updates = [{"shift_ids": [o.shift for o in OBJECTS.values()]}, {"shift_id": OBJECTS[want[0]].shift}]
     got = _run_subscription(
         world, viewer, "subscription { shiftUpdates { id providerId attendance { carerId } spendPence } }",
         Channels.for_settings(world.settings).shift_updates, updates, len(want) + 1)

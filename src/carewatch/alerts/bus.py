@@ -21,6 +21,9 @@ from carewatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Shift ids per shift-update message: a batch's updates go out in a few messages, not one per shift.
+SHIFT_IDS_PER_MESSAGE = 500
+
 
 def redis_prefix(settings: Settings) -> str:
     explicit = os.environ.get("CAREWATCH_REDIS_PREFIX", "").strip()
@@ -77,9 +80,19 @@ class AlertBus:
         return await self._publish(self.channels.alerts, (a.to_json() for a in alerts))
 
     async def publish_shift_updates(self, shift_ids: Iterable[str]) -> int:
-        return await self._publish(
-            self.channels.shift_updates, ({"shift_id": s} for s in sorted(set(shift_ids)))
-        )
+        """Publish `{"shift_ids": [...]}` messages, SHIFT_IDS_PER_MESSAGE ids at most in each."""
+        ids = sorted(set(shift_ids))
+        chunks = (ids[i:i + SHIFT_IDS_PER_MESSAGE] for i in range(0, len(ids), SHIFT_IDS_PER_MESSAGE))
+        return await self._publish(self.channels.shift_updates, ({"shift_ids": chunk} for chunk in chunks))
+
+
+def shift_ids_in(message: Mapping[str, Any]) -> list[str]:
+    """The shift ids a shift-update message names: `shift_ids`, or a single `shift_id` (the older form)."""
+    many = message.get("shift_ids")
+    if isinstance(many, list):
+        return [str(s) for s in many if isinstance(s, str) and s]
+    one = message.get("shift_id")
+    return [one] if isinstance(one, str) and one else []
 
 
 async def subscribe(client: aioredis.Redis, *channels: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:

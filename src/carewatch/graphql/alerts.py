@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from carewatch.alerts import store
-from carewatch.alerts.bus import Channels
+from carewatch.alerts.bus import Channels, shift_ids_in
 from carewatch.graphql.alerts_hub import hub_for
 from carewatch.graphql.context import Info
 from carewatch.graphql.errors import ClientError
@@ -222,18 +223,19 @@ async def alert_stream(info: Info, f: AlertFilter | None) -> AsyncGenerator[Aler
 async def shift_update_stream(info: Info, f: ShiftFilter | None) -> AsyncGenerator[Shift, None]:
     hub = hub_for(info.context.settings)
     async for message in hub.listen(Channels.for_settings(info.context.settings).shift_updates):
-        shift_id = str(message.get("shift_id", ""))
-        # A subscription's loaders live as long as it does: read the shift and its ledger afresh.
+        # A subscription's loaders live as long as it does: read the shifts and ledgers afresh.
         loaders = info.context.loaders
         # clear_all, not clear(key): strawberry's clear raises KeyError for a key never loaded.
         loaders.shifts.clear_all()
         loaders.ledgers.clear_all()
-        shift = await shift_resolvers.shift(info, shift_id)  # None when outside the viewer's scope
-        if shift is None or (f is not None and not _shift_matches(f, shift)):
-            continue
-        if f is not None and f.status is not None and await status_of(info, shift.value) != f.status:
-            continue
-        yield shift
+        # Loaded together, so the loaders read a message's shifts in one query each.
+        shifts = await asyncio.gather(*(shift_resolvers.shift(info, s) for s in shift_ids_in(message)))
+        for shift in shifts:  # None when outside the viewer's scope
+            if shift is None or (f is not None and not _shift_matches(f, shift)):
+                continue
+            if f is not None and f.status is not None and await status_of(info, shift.value) != f.status:
+                continue
+            yield shift
 
 
 def _shift_matches(f: ShiftFilter, s: Shift) -> bool:
