@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from carewatch.schema.migrate import ensure_database, migrate
+from carewatch.schema.migrate import ensure_database, migrate, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -20,16 +20,10 @@ REDIS_URL = os.environ.get("CAREWATCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/9
 CREATED_DATABASES: list[str] = []
 
 
-def _db_url(name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(ADMIN_URL)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-
-
 def make_database() -> str:
     """A new, migrated database with a unique name; dropped at the end of the session."""
     name = f"carewatch_test_{uuid.uuid4().hex[:10]}"
-    url = _db_url(name)
+    url = with_database(ADMIN_URL, name)
     ensure_database(url)
     migrate(url)
     CREATED_DATABASES.append(name)

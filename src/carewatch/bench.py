@@ -24,7 +24,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from carewatch.demo import spawn
-from carewatch.schema.migrate import ensure_database, migrate
+from carewatch.schema.migrate import drop_database, ensure_database, migrate, with_database
 from carewatch.services import Broker, check_postgres, start_broker
 from carewatch.simulator.feed import generate_feed
 from carewatch.simulator.options import FeedOptions
@@ -91,18 +91,6 @@ async def ceiling(bootstrap: str, topic: str, expected: int, group: str) -> floa
     return seen / max(time.perf_counter() - first, 1e-9)
 
 
-def _database(base_url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(base_url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-
-
-def _drop(base_url: str, name: str) -> None:
-    with psycopg.connect(_database(base_url, "postgres"), autocommit=True) as conn:
-        drop = psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        conn.execute(drop.format(psycopg.sql.Identifier(name)))
-
-
 def worker_run(broker: Broker, topic: str, expected: int, database_url: str, workers: int, home: Path,
                label: str) -> WorkerRun:
     """Start `workers` worker processes on a fresh group and database; time until all events are in."""
@@ -165,7 +153,7 @@ def table(rows: list[Row], workers: int) -> str:
 
 def run_bench(args: argparse.Namespace) -> int:
     base_url = os.environ.get("CAREWATCH_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
-    check_postgres(_database(base_url, "postgres"))
+    check_postgres(with_database(base_url, "postgres"))
     workers = max(1, getattr(args, "workers", 1))
     home = Path.cwd() / ".carewatch" / "bench"
     home.mkdir(parents=True, exist_ok=True)
@@ -184,13 +172,13 @@ def run_bench(args: argparse.Namespace) -> int:
         for n in range(1, args.runs + 1):
             ceil_rate = asyncio.run(ceiling(broker.bootstrap, topic, len(messages), f"{topic}-ceiling-{n}"))
             name = f"carewatch_bench_{run_id}_{n}"
-            database_url = _database(base_url, name)
+            database_url = with_database(base_url, name)
             ensure_database(database_url)
             migrate(database_url)
             try:
                 result = worker_run(broker, topic, len(messages), database_url, workers, home, f"run{n}")
             finally:
-                _drop(base_url, name)
+                drop_database(database_url)
             held = f", {result.held} still held" if result.held else ""
             print(f"bench: run {n}: ceiling {ceil_rate:,.0f} ev/s; worker {result.steady_rate:,.0f} ev/s "
                   f"({result.seconds:.1f} s from start{held})", flush=True)

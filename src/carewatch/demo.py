@@ -21,11 +21,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-import psycopg
 from websockets.typing import Subprotocol
 
 from carewatch.clock import AcceleratedClock
-from carewatch.schema.migrate import ensure_database, migrate
+from carewatch.schema.migrate import drop_database, ensure_database, migrate
 from carewatch.services import Broker, ServiceUnavailable, check_postgres, check_redis, start_broker
 from carewatch.simulator.feed import generate_feed
 from carewatch.simulator.options import options_from_args, parse_start
@@ -82,16 +81,6 @@ def _demo_database(env: Mapping[str, str]) -> tuple[str, bool]:
     """The database URL and whether it is the demo's own (which is reset on each run)."""
     given = env.get("CAREWATCH_DATABASE_URL", "").strip()
     return (given, False) if given else (DEMO_DATABASE_URL, True)
-
-
-def _reset(database_url: str) -> None:
-    info = psycopg.conninfo.conninfo_to_dict(database_url)
-    name = str(info["dbname"])
-    info["dbname"] = "postgres"
-    admin = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-    with psycopg.connect(admin, autocommit=True) as conn:
-        drop = psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        conn.execute(drop.format(psycopg.sql.Identifier(name)))
 
 
 def _admin_token(env: Mapping[str, str], home: Path) -> str | None:
@@ -259,7 +248,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if own_database:
         print("demo: starting from a clean carewatch_demo database "
               "(set CAREWATCH_DATABASE_URL to use another)", flush=True)
-        _reset(database_url)
+        drop_database(database_url)
     ensure_database(database_url)
     migrate(database_url)
     print(f"demo: database ready (migrations applied); logs under {home}/", flush=True)

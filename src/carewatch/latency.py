@@ -39,7 +39,7 @@ from carewatch import settings as settings_module
 from carewatch.clock import AcceleratedClock
 from carewatch.demo import Child, spawn
 from carewatch.schema.events import message_key
-from carewatch.schema.migrate import ensure_database, migrate
+from carewatch.schema.migrate import drop_database, ensure_database, migrate, with_database
 from carewatch.security.tokens import create_token
 from carewatch.services import Broker, check_postgres, check_redis, free_port, start_broker, wait_for_port
 from carewatch.simulator.sinks import ensure_topic
@@ -177,17 +177,6 @@ async def background(producer: Producer, rate: float, stop: asyncio.Event, sim_n
             sent += due
             counter[0] = sent
         await asyncio.sleep(tick)
-
-
-def _database_url(base_url: str, name: str) -> str:
-    info = psycopg.conninfo.conninfo_to_dict(base_url)
-    info["dbname"] = name
-    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-
-
-def _drop_database(base_url: str, name: str) -> None:
-    with psycopg.connect(_database_url(base_url, "postgres"), autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psycopg.sql.Identifier(name)))
 
 
 async def _admin_secret(database_url: str) -> str:
@@ -378,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for n in range(1, args.runs + 1):
             name = f"carewatch_latency_{uuid.uuid4().hex[:8]}"
-            url = _database_url(settings.database_url, name)
+            url = with_database(settings.database_url, name)
             ensure_database(url)
             migrate(url)
             try:
@@ -386,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
                 measured = asyncio.run(measure(broker, url, settings.redis_url, home, args.visits, args.absences,
                                                args.background_rate, f"r{n}-{uuid.uuid4().hex[:6]}"))
             finally:
-                _drop_database(settings.database_url, name)
+                drop_database(url)
             rows.append((str(n), measured))
             print(table([(str(n), measured)], args.visits, args.absences).splitlines()[2], flush=True)
     finally:

@@ -72,15 +72,33 @@ def migrate(database_url: str, *, log: bool = False) -> list[str]:
     return applied_now
 
 
+def with_database(database_url: str, name: str) -> str:
+    """`database_url` naming database `name` instead (same server, user and options)."""
+    info = psycopg.conninfo.conninfo_to_dict(database_url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
+
+
+def database_name(database_url: str) -> str:
+    return str(psycopg.conninfo.conninfo_to_dict(database_url).get("dbname") or "")
+
+
+def drop_database(database_url: str) -> None:
+    """Drop the database named in the URL, closing its connections; nothing if it does not exist."""
+    name = database_name(database_url)
+    if not name:
+        return
+    with psycopg.connect(with_database(database_url, "postgres"), autocommit=True) as conn:
+        drop = psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(psycopg.sql.Identifier(name)))
+
+
 def ensure_database(database_url: str) -> bool:
     """Create the database named in the URL if it does not exist; True if created."""
-    info = psycopg.conninfo.conninfo_to_dict(database_url)
-    name = str(info.get("dbname") or "")
+    name = database_name(database_url)
     if not name:
         return False
-    info["dbname"] = "postgres"
-    admin_url = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(with_database(database_url, "postgres"), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists:
             return False

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,7 +28,7 @@ DEFAULT_TIMEZONE = "Europe/London"
 
 _SHIFTS = """
 SELECT s.shift_id, s.package_id, s.provider_id, s.starts_at, s.ends_at, s.service_type, s.carers_required,
-       s.carer_ids, s.required_competencies, s.cancelled_by, p.rates, c.timezone
+       s.carer_ids, s.required_competencies, s.cancelled_by, p.rates::text, c.timezone
 FROM shifts s
 LEFT JOIN packages p ON p.package_id = s.package_id
 LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
@@ -88,7 +89,11 @@ def spend_pence(rate_seconds: int) -> Decimal:
     return (Decimal(rate_seconds) / Decimal(3600)).quantize(_SIX_PLACES, rounding=ROUND_HALF_UP)
 
 
-def _rates(raw: Any) -> tuple[Rate, ...]:
+@lru_cache(maxsize=4096)
+def _rates(text: str | None) -> tuple[Rate, ...]:
+    """A package's rates from their jsonb text: read as text and parsed once per distinct value,
+    since every shift of a package carries the same rates (decoding them per row showed in profiles)."""
+    raw = json.loads(text) if text else None
     return tuple(Rate(r["service_type"], r["band"], int(r["pence_per_hour"])) for r in (raw or []))
 
 
