@@ -9,30 +9,23 @@ PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE at once (with late data when it prove
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection
-from psycopg.rows import dict_row
 
 from carewatch.alerts.bus import AlertBus
 from carewatch.alerts.store import (
-    _COLUMNS,
-    SYSTEM,
     Alert,
-    AlertChange,
-    _auto_note,
     apply_decisions,
-    histories,
     open_subjects,
     worth_applying,
 )
 from carewatch.alerts.sweeps import load_visits, visit_decisions
 from carewatch.domain import alert_rules as rules
-from carewatch.domain.alert_rules import ONCE_PER_SUBJECT, AlertDecision
+from carewatch.domain.alert_rules import AlertDecision
 from carewatch.domain.model import Location
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from carewatch.schema.events import CareEvent
@@ -166,103 +159,7 @@ async def apply_event_alerts(
     if not decisions:
         return []
     kinds = {d.kind for d in decisions}
-    return await apply_decisions_bulk(conn, worth_applying(decisions, await open_subjects(conn, kinds)), now)
-
-
-# The set-based forms of alerts/store.raise_alert and auto_resolve: the same rules (one active alert
-# per kind and subject; once-per-subject kinds never raised twice; every change in alert_history),
-# one statement for all the raises and one for all the resolutions of a batch.
-_RAISE_MANY = f"""
-INSERT INTO alerts (kind, severity, status, subject_type, subject_id, raised_at, updated_at, message,
-                    package_id, shift_id, carer_id, provider_id, commissioner_id, details)
-SELECT d.kind, d.severity, 'open', d.st, d.sid, %(now)s, %(now)s, d.message, d.package, d.shift, d.carer,
-       d.provider, d.commissioner, d.details::jsonb
-FROM unnest(%(kind)s::text[], %(severity)s::text[], %(st)s::text[], %(sid)s::text[], %(message)s::text[],
-            %(package)s::text[], %(shift)s::text[], %(carer)s::text[], %(provider)s::text[],
-            %(commissioner)s::text[], %(details)s::text[], %(once)s::boolean[]) WITH ORDINALITY
-     AS d(kind, severity, st, sid, message, package, shift, carer, provider, commissioner, details, once, n)
-WHERE NOT d.once OR NOT EXISTS (
-    SELECT 1 FROM alerts a WHERE a.subject_id = d.sid AND a.kind = d.kind AND a.subject_type = d.st)
-ORDER BY d.n
-ON CONFLICT (kind, subject_type, subject_id) WHERE status IN ('open', 'acknowledged') DO NOTHING
-RETURNING {_COLUMNS}"""
-
-_RESOLVE_MANY = """
-UPDATE alerts a SET status = 'auto_resolved', resolved_at = %(now)s, updated_at = %(now)s,
-       caused_by_late_data = d.late, details = a.details || d.extra::jsonb
-FROM unnest(%(kind)s::text[], %(st)s::text[], %(sid)s::text[], %(late)s::boolean[], %(extra)s::text[])
-     AS d(kind, st, sid, late, extra)
-WHERE a.subject_id = d.sid AND a.kind = d.kind AND a.subject_type = d.st AND a.status IN ('open', 'acknowledged')
-RETURNING """ + ", ".join(f"a.{c.strip()}" for c in _COLUMNS.split(","))
-
-_HISTORY_MANY = """
-INSERT INTO alert_history (alert_id, status, changed_at, changed_by, note)
-SELECT i, s, %(now)s, %(by)s, n FROM unnest(%(ids)s::bigint[], %(status)s::text[], %(note)s::text[]) AS u(i, s, n)
-ORDER BY u.i"""
-
-
-def _key(d: AlertDecision) -> tuple[str, str, str]:
-    return d.kind.value, d.subject_type, d.subject_id
-
-
-async def apply_decisions_bulk(
-    conn: AsyncConnection[Any], decisions: Sequence[AlertDecision], now: datetime, by: str = SYSTEM
-) -> list[Alert]:
-    """alerts/store.apply_decisions in a few statements; returns the changed alerts in decision order.
-
-    As one by one, only the first decision per (kind, subject) can change anything: a second raise
-    meets the alert the first opened, a second resolution finds none open.
-    """
-    raises: dict[tuple[str, str, str], AlertDecision] = {}
-    resolves: dict[tuple[str, str, str], AlertDecision] = {}
-    for d in decisions:
-        (raises if d.action == "raise" else resolves).setdefault(_key(d), d)
-    if raises.keys() & resolves.keys():
-        # Raise-then-resolve of one alert depends on the order: only one by one gets that right
-        # (worth_applying never leaves both, so this is for other callers).
-        return await apply_decisions(conn, decisions, now, by)
-    changed: dict[tuple[str, str, str], Alert] = {}
-    async with conn.cursor(row_factory=dict_row) as cur:
-        history: tuple[list[int], list[str], list[str]] = ([], [], [])
-        if raises:
-            ds = list(raises.values())
-            await cur.execute(_RAISE_MANY, {
-                "now": now, "kind": [d.kind.value for d in ds], "severity": [d.severity for d in ds],
-                "st": [d.subject_type for d in ds], "sid": [d.subject_id for d in ds],
-                "message": [d.message for d in ds], "package": [d.package_id for d in ds],
-                "shift": [d.shift_id for d in ds], "carer": [d.carer_id for d in ds],
-                "provider": [d.provider_id for d in ds], "commissioner": [d.commissioner_id for d in ds],
-                "details": [json.dumps(d.details) for d in ds], "once": [d.kind in ONCE_PER_SUBJECT for d in ds],
-            })
-            for row in await cur.fetchall():
-                key = (row["kind"], row["subject_type"], row["subject_id"])
-                note = f"raised: {raises[key].message}"
-                changed[key] = Alert(**row, history=(AlertChange("open", now, by, note),))
-                history[0].append(row["id"])
-                history[1].append("open")
-                history[2].append(note)
-        resolved: list[tuple[tuple[str, str, str], dict[str, Any]]] = []
-        if resolves:
-            ds = list(resolves.values())
-            await cur.execute(_RESOLVE_MANY, {
-                "now": now, "kind": [d.kind.value for d in ds], "st": [d.subject_type for d in ds],
-                "sid": [d.subject_id for d in ds], "late": [d.late_data for d in ds],
-                "extra": [json.dumps({"resolution": d.details} if d.details else {}) for d in ds],
-            })
-            for row in await cur.fetchall():
-                key = (row["kind"], row["subject_type"], row["subject_id"])
-                resolved.append((key, row))
-                history[0].append(row["id"])
-                history[1].append("auto_resolved")
-                history[2].append(_auto_note(resolves[key]))
-        if history[0]:
-            await cur.execute(_HISTORY_MANY, {"now": now, "by": by, "ids": history[0], "status": history[1],
-                                              "note": history[2]})
-    if resolved:
-        past = await histories(conn, [row["id"] for _, row in resolved])
-        for key, row in resolved:
-            changed[key] = Alert(**row, history=tuple(past.get(row["id"], [])))
-    return [changed[k] for k in dict.fromkeys(_key(d) for d in decisions) if k in changed]
+    return await apply_decisions(conn, worth_applying(decisions, await open_subjects(conn, kinds)), now)
 
 
 class HasAlerts(Protocol):

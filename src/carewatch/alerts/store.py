@@ -6,6 +6,7 @@ publishing on Redis is the caller's job, after its commit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,6 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from carewatch.domain.alert_rules import ONCE_PER_SUBJECT, AlertDecision, AlertKind
 
@@ -124,48 +124,6 @@ async def _record(
     )
 
 
-async def raise_alert(
-    conn: AsyncConnection[Any], d: AlertDecision, now: datetime, by: str = SYSTEM
-) -> Alert | None:
-    """Open the alert unless one is open for (kind, subject) — or ever was, for once-per-subject kinds."""
-    once = d.kind in ONCE_PER_SUBJECT
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"""INSERT INTO alerts (kind, severity, status, subject_type, subject_id, raised_at, updated_at,
-                                    message, package_id, shift_id, carer_id, provider_id, commissioner_id,
-                                    details)
-                SELECT %(kind)s, %(severity)s, 'open', %(st)s, %(sid)s, %(now)s, %(now)s, %(message)s,
-                       %(package)s, %(shift)s, %(carer)s, %(provider)s, %(commissioner)s, %(details)s
-                WHERE NOT %(once)s OR NOT EXISTS (
-                    SELECT 1 FROM alerts
-                    WHERE subject_id = %(sid)s AND kind = %(kind)s AND subject_type = %(st)s)
-                ON CONFLICT (kind, subject_type, subject_id) WHERE status IN ('open', 'acknowledged')
-                DO NOTHING
-                RETURNING {_COLUMNS}""",
-            {
-                "kind": d.kind.value,
-                "severity": d.severity,
-                "st": d.subject_type,
-                "sid": d.subject_id,
-                "now": now,
-                "message": d.message,
-                "package": d.package_id,
-                "shift": d.shift_id,
-                "carer": d.carer_id,
-                "provider": d.provider_id,
-                "commissioner": d.commissioner_id,
-                "details": Jsonb(d.details),
-                "once": once,
-            },
-        )
-        row = await cur.fetchone()
-    if row is None:
-        return None
-    note = f"raised: {d.message}"
-    await _record(conn, row["id"], "open", now, by, note)
-    return _alert(row, [AlertChange("open", now, by, note)])
-
-
 def _auto_note(d: AlertDecision) -> str:
     if d.late_data:
         return (
@@ -175,45 +133,121 @@ def _auto_note(d: AlertDecision) -> str:
     return "auto-resolved: the condition no longer holds"
 
 
-async def auto_resolve(
-    conn: AsyncConnection[Any], d: AlertDecision, now: datetime, by: str = SYSTEM
-) -> Alert | None:
-    """Close the open alert of (kind, subject), if any, as auto_resolved."""
-    note = _auto_note(d)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"""UPDATE alerts SET status = 'auto_resolved', resolved_at = %s, updated_at = %s,
-                       caused_by_late_data = %s, details = details || %s
-                WHERE subject_id = %s AND kind = %s AND subject_type = %s
-                  AND status IN ('open', 'acknowledged')
-                RETURNING {_COLUMNS}""",
-            (
-                now,
-                now,
-                d.late_data,
-                Jsonb({"resolution": d.details}) if d.details else Jsonb({}),
-                d.subject_id,
-                d.kind.value,
-                d.subject_type,
-            ),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        return None
-    await _record(conn, row["id"], "auto_resolved", now, by, note)
-    return _alert(row, await _history(conn, row["id"]))
+# Raise: one active alert per kind and subject (the partial unique index), and once-per-subject
+# kinds never raised twice for a subject. Resolve: close the active alert of kind and subject.
+# Each statement takes a whole round of decisions as arrays; every change goes to alert_history.
+_RAISE_MANY = f"""
+INSERT INTO alerts (kind, severity, status, subject_type, subject_id, raised_at, updated_at, message,
+                    package_id, shift_id, carer_id, provider_id, commissioner_id, details)
+SELECT d.kind, d.severity, 'open', d.st, d.sid, %(now)s, %(now)s, d.message, d.package, d.shift, d.carer,
+       d.provider, d.commissioner, d.details::jsonb
+FROM unnest(%(kind)s::text[], %(severity)s::text[], %(st)s::text[], %(sid)s::text[], %(message)s::text[],
+            %(package)s::text[], %(shift)s::text[], %(carer)s::text[], %(provider)s::text[],
+            %(commissioner)s::text[], %(details)s::text[], %(once)s::boolean[]) WITH ORDINALITY
+     AS d(kind, severity, st, sid, message, package, shift, carer, provider, commissioner, details, once, n)
+WHERE NOT d.once OR NOT EXISTS (
+    SELECT 1 FROM alerts a WHERE a.subject_id = d.sid AND a.kind = d.kind AND a.subject_type = d.st)
+ORDER BY d.n
+ON CONFLICT (kind, subject_type, subject_id) WHERE status IN ('open', 'acknowledged') DO NOTHING
+RETURNING {_COLUMNS}"""
+
+_RESOLVE_MANY = """
+UPDATE alerts a SET status = 'auto_resolved', resolved_at = %(now)s, updated_at = %(now)s,
+       caused_by_late_data = d.late, details = a.details || d.extra::jsonb
+FROM unnest(%(kind)s::text[], %(st)s::text[], %(sid)s::text[], %(late)s::boolean[], %(extra)s::text[])
+     AS d(kind, st, sid, late, extra)
+WHERE a.subject_id = d.sid AND a.kind = d.kind AND a.subject_type = d.st AND a.status IN ('open', 'acknowledged')
+RETURNING """ + ", ".join(f"a.{c.strip()}" for c in _COLUMNS.split(","))
+
+_HISTORY_MANY = """
+INSERT INTO alert_history (alert_id, status, changed_at, changed_by, note)
+SELECT i, s, %(now)s, %(by)s, n FROM unnest(%(ids)s::bigint[], %(status)s::text[], %(note)s::text[]) AS u(i, s, n)
+ORDER BY u.i"""
+
+_Key = tuple[str, str, str]
+
+
+def _key(d: AlertDecision) -> _Key:
+    return d.kind.value, d.subject_type, d.subject_id
+
+
+def _rounds(decisions: Iterable[AlertDecision]) -> list[list[AlertDecision]]:
+    """Consecutive runs in which no (kind, subject) is both raised and resolved.
+
+    Within a run only the first decision per (kind, subject) can change anything: a second raise
+    meets the alert the first opened, a second resolve finds none open. So a run applied at once
+    leaves what applying its decisions one by one leaves; a raise-then-resolve needs two runs.
+    """
+    rounds: list[list[AlertDecision]] = []
+    actions: dict[_Key, str] = {}
+    for d in decisions:
+        if not rounds or actions.get(_key(d), d.action) != d.action:
+            rounds.append([])
+            actions = {}
+        actions.setdefault(_key(d), d.action)
+        rounds[-1].append(d)
+    return rounds
 
 
 async def apply_decisions(
     conn: AsyncConnection[Any], decisions: Iterable[AlertDecision], now: datetime, by: str = SYSTEM
 ) -> list[Alert]:
-    """Apply the rules' decisions; return the alerts that changed (to publish after commit)."""
+    """Apply the rules' decisions as if one by one, in a few statements a round; return the alerts
+    that changed, in decision order, each change once (to publish after commit)."""
     changed: list[Alert] = []
-    for d in decisions:
-        alert = await (raise_alert if d.action == "raise" else auto_resolve)(conn, d, now, by)
-        if alert is not None:
-            changed.append(alert)
+    for run in _rounds(decisions):
+        changed += await _apply_round(conn, run, now, by)
     return changed
+
+
+async def _apply_round(conn: AsyncConnection[Any], decisions: Sequence[AlertDecision], now: datetime,
+                       by: str) -> list[Alert]:
+    raises: dict[_Key, AlertDecision] = {}
+    resolves: dict[_Key, AlertDecision] = {}
+    for d in decisions:
+        (raises if d.action == "raise" else resolves).setdefault(_key(d), d)
+    changed: dict[_Key, Alert] = {}
+    history: tuple[list[int], list[str], list[str]] = ([], [], [])
+    resolved: list[tuple[_Key, dict[str, Any]]] = []
+    async with conn.cursor(row_factory=dict_row) as cur:
+        if raises:
+            ds = list(raises.values())
+            await cur.execute(_RAISE_MANY, {
+                "now": now, "kind": [d.kind.value for d in ds], "severity": [d.severity for d in ds],
+                "st": [d.subject_type for d in ds], "sid": [d.subject_id for d in ds],
+                "message": [d.message for d in ds], "package": [d.package_id for d in ds],
+                "shift": [d.shift_id for d in ds], "carer": [d.carer_id for d in ds],
+                "provider": [d.provider_id for d in ds], "commissioner": [d.commissioner_id for d in ds],
+                "details": [json.dumps(d.details) for d in ds], "once": [d.kind in ONCE_PER_SUBJECT for d in ds],
+            })
+            for row in await cur.fetchall():
+                key = (row["kind"], row["subject_type"], row["subject_id"])
+                note = f"raised: {raises[key].message}"
+                changed[key] = _alert(row, [AlertChange("open", now, by, note)])
+                history[0].append(row["id"])
+                history[1].append("open")
+                history[2].append(note)
+        if resolves:
+            ds = list(resolves.values())
+            await cur.execute(_RESOLVE_MANY, {
+                "now": now, "kind": [d.kind.value for d in ds], "st": [d.subject_type for d in ds],
+                "sid": [d.subject_id for d in ds], "late": [d.late_data for d in ds],
+                "extra": [json.dumps({"resolution": d.details} if d.details else {}) for d in ds],
+            })
+            for row in await cur.fetchall():
+                key = (row["kind"], row["subject_type"], row["subject_id"])
+                resolved.append((key, row))
+                history[0].append(row["id"])
+                history[1].append("auto_resolved")
+                history[2].append(_auto_note(resolves[key]))
+        if history[0]:
+            await cur.execute(_HISTORY_MANY, {"now": now, "by": by, "ids": history[0], "status": history[1],
+                                              "note": history[2]})
+    if resolved:
+        past = await histories(conn, [row["id"] for _, row in resolved])
+        for key, row in resolved:
+            changed[key] = _alert(row, past.get(row["id"], []))
+    return [changed[k] for k in dict.fromkeys(_key(d) for d in decisions) if k in changed]
 
 
 async def open_subjects(conn: AsyncConnection[Any], kinds: Iterable[AlertKind]) -> set[tuple[str, str]]:

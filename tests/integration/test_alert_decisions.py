@@ -1,4 +1,4 @@
-"""apply_decisions_bulk (a batch's alerts in a few statements) leaves what store.apply_decisions does."""
+"""store.apply_decisions: a batch's alert decisions in a few statements, leaving what one by one would."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from carewatch.alerts.event_alerts import apply_decisions_bulk
-from carewatch.alerts.store import apply_decisions
+from carewatch.alerts.store import _rounds, apply_decisions
 from carewatch.domain.alert_rules import AlertDecision, AlertKind
 from support import make_database
 
@@ -59,10 +58,40 @@ async def _replay(apply: Any) -> tuple[list[Any], list[Any], list[Any]]:
     return changed, rows, history
 
 
-async def test_bulk_decisions_match_one_by_one() -> None:
-    one_by_one = await _replay(apply_decisions)
-    bulk = await _replay(apply_decisions_bulk)
-    assert bulk == one_by_one
-    changed, rows, _ = bulk
-    assert [len(c) for c in changed] == [4, 2, 2, 2]
-    assert [r[4] for r in rows].count("open") == 2  # UNKNOWN_CARER S2, DOUBLE_BOOKED_CARER C1 reopened
+LATE_NOTE = ("auto-resolved: an event that arrived late shows the condition was met before the deadline "
+             "(caused by late data)")
+GONE_NOTE = "auto-resolved: the condition no longer holds"
+
+
+async def test_decisions_leave_what_one_by_one_would() -> None:
+    # The expected figures are those of the one-by-one implementation this replaced (a statement a
+    # decision), which the set-based one must keep.
+    changed, rows, history = await _replay(apply_decisions)
+    assert [[(a[0], a[1], a[3], a[4]) for a in c] for c in changed] == [
+        [(1, "SHORT_VISIT", "S1", "open"), (2, "DOUBLE_BOOKED_CARER", "C1", "open"),
+         (3, "UNKNOWN_CARER", "S2", "open"), (4, "LATE_START", "S3", "open")],
+        [(4, "LATE_START", "S3", "auto_resolved"), (2, "DOUBLE_BOOKED_CARER", "C1", "auto_resolved")],
+        [(5, "DOUBLE_BOOKED_CARER", "C1", "open"), (1, "SHORT_VISIT", "S1", "auto_resolved")],
+        [(6, "OVERRUN", "S4", "open"), (6, "OVERRUN", "S4", "auto_resolved")],  # raised, then resolved
+    ]
+    first, late = changed[0][0], changed[1][0]
+    assert first[6] == {"seconds": 60}  # the first raise wins; its repeat changed nothing
+    assert late[5] is True and late[6] == {"resolution": {"clock_in_at": "08:20"}}
+    assert [(h[0], h[2]) for h in late[10]] == [("open", "raised: LATE_START S3"), ("auto_resolved", LATE_NOTE)]
+    assert [(h[0], h[2]) for h in changed[3][0][10]] == [("open", "raised: OVERRUN S4")]
+    assert [(h[0], h[2]) for h in changed[3][1][10]] == [("open", "raised: OVERRUN S4"),
+                                                         ("auto_resolved", GONE_NOTE)]
+    assert [(r[0], r[4]) for r in rows] == [(1, "auto_resolved"), (2, "auto_resolved"), (3, "open"),
+                                            (4, "auto_resolved"), (5, "open"), (6, "auto_resolved")]
+    assert [(h[0], h[1]) for h in history] == [
+        (1, "open"), (1, "auto_resolved"), (2, "open"), (2, "auto_resolved"), (3, "open"), (4, "open"),
+        (4, "auto_resolved"), (5, "open"), (6, "open"), (6, "auto_resolved")]
+    assert {h[3] for h in history} == {"carewatch"}
+
+
+def test_rounds_split_only_where_one_subject_changes_direction() -> None:
+    raise_a, resolve_a = d("raise", AlertKind.OVERRUN, "shift", "A"), d("resolve", AlertKind.OVERRUN, "shift", "A")
+    raise_b = d("raise", AlertKind.OVERRUN, "shift", "B")
+    assert _rounds([]) == []
+    assert _rounds([raise_a, raise_b, raise_a]) == [[raise_a, raise_b, raise_a]]
+    assert _rounds([raise_a, raise_b, resolve_a, raise_a]) == [[raise_a, raise_b], [resolve_a], [raise_a]]
