@@ -10,7 +10,7 @@ PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE at once (with late data when it prove
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -23,12 +23,13 @@ from carewatch.alerts.store import (
     open_subjects,
     worth_applying,
 )
-from carewatch.alerts.sweeps import load_visits, visit_decisions
+from carewatch.alerts.sweeps import visit_decisions, visit_state
 from carewatch.domain import alert_rules as rules
 from carewatch.domain.alert_rules import AlertDecision
-from carewatch.domain.model import Location
+from carewatch.domain.model import Location, ShiftLedger
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from carewatch.schema.events import CareEvent
+from carewatch.store.shift_facts import ShiftFacts
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +62,20 @@ async def _people(conn: AsyncConnection[Any], package_ids: Sequence[str]) -> dic
     return {p: Location(lat, lon) for p, lat, lon in await cur.fetchall()}
 
 
-async def _attended(conn: AsyncConnection[Any], keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Seconds each (shift, carer) attended per the ledger, for carers with no attendance still open."""
-    cur = await conn.execute(
-        "SELECT shift_id, attendance FROM shift_ledger WHERE shift_id = ANY(%s)",
-        (sorted({s for s, _ in keys}),),
-    )
+def _attended(ledgers: Mapping[str, ShiftLedger], keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Seconds each (shift, carer) attended per the batch's ledgers, for carers with no attendance still open."""
     found: dict[tuple[str, str], int] = {}
     open_pairs: set[tuple[str, str]] = set()
-    for shift_id, attendance in await cur.fetchall():
-        for pair in attendance or []:
-            key = (shift_id, pair.get("carerId"))
+    for shift_id in {s for s, _ in keys}:
+        ledger = ledgers.get(shift_id)
+        for pair in ledger.attendance if ledger is not None else ():
+            key = (shift_id, pair.carer_id)
             if key not in keys:
                 continue
-            if not pair.get("clockOutAt"):
+            if pair.clock_out_at is None:
                 open_pairs.add(key)
                 continue
-            seconds = datetime.fromisoformat(pair["clockOutAt"]) - datetime.fromisoformat(pair["clockInAt"])
-            found[key] = found.get(key, 0) + max(0, int(seconds.total_seconds()))
+            found[key] = found.get(key, 0) + pair.seconds
     return {k: v for k, v in found.items() if k not in open_pairs}
 
 
@@ -106,15 +103,21 @@ async def apply_event_alerts(
     conn: AsyncConnection[Any],
     events: Sequence[CareEvent],
     now: datetime,
+    facts: Mapping[str, ShiftFacts],
+    ledgers: Mapping[str, ShiftLedger],
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> list[Alert]:
-    """Evaluate the event-driven rules for the applied events; return the alerts that changed."""
+    """Evaluate the event-driven rules for the applied events; return the alerts that changed.
+
+    `facts` and `ledgers` are the batch's, read and rebuilt after its events were stored; they
+    cover every shift the events name.
+    """
     touching = [e for e in events if e.type in VISIT_EVENTS]
     if not touching:
         return []
     visits = {
-        v.shift.shift_id: (v, th)
-        for v, th in await load_visits(conn, sorted({e.payload["shift_id"] for e in touching}), thresholds)
+        shift_id: visit_state(facts[shift_id], thresholds)
+        for shift_id in sorted({e.payload["shift_id"] for e in touching}) if shift_id in facts
     }
     decisions: list[AlertDecision] = []
     for visit, th in visits.values():
@@ -129,7 +132,7 @@ async def apply_event_alerts(
     carers = await _carers(conn, carer_ids)
     people = await _people(conn, sorted({visits[e.payload["shift_id"]][0].shift.package_id for e in clocks}))
     outs = {(e.payload["shift_id"], e.payload["carer_id"]) for e in clocks if e.type == "visit.clock_out"}
-    attended = await _attended(conn, outs) if outs else {}
+    attended = _attended(ledgers, outs) if outs else {}
     for e in clocks:
         visit, th = visits[e.payload["shift_id"]]
         shift, carer, com = visit.shift, e.payload["carer_id"], visit.commissioner_id

@@ -26,8 +26,8 @@ from carewatch.domain.alert_rules import (
     PackageDelivery,
     VisitState,
 )
-from carewatch.domain.model import Shift
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds, resolve_thresholds
+from carewatch.store.shift_facts import ShiftFacts, load_shift_facts
 
 ABSENCE_KINDS = (
     AlertKind.LATE_START,
@@ -118,70 +118,25 @@ def _json(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def visit_state(facts: ShiftFacts, global_th: Thresholds) -> tuple[VisitState, Thresholds]:
+    """A shift's attendance so far (clock events, or a carer's latest correction) and its thresholds."""
+    clock: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for e in facts.clocks:
+        clock[e.carer_id].append((e.at, e.direction))
+    corrected = {c.carer_id: (c.clock_in_at, c.clock_out_at) for c in facts.corrections}  # the latest wins
+    from_clock = [carer_attendance(carer, events) for carer, events in clock.items() if carer not in corrected]
+    attendance = [a for a in from_clock if a is not None]
+    attendance += [CarerAttendance(carer, cin, None, cout) for carer, (cin, cout) in corrected.items()]
+    th = resolve_thresholds(global_th, facts.commissioner_thresholds, facts.package_thresholds)
+    return VisitState(facts.shift, tuple(attendance), facts.commissioner_id, facts.cancelled_at), th
+
+
 async def load_visits(
     conn: AsyncConnection[Any], shift_ids: Sequence[str], global_th: Thresholds
 ) -> list[tuple[VisitState, Thresholds]]:
-    """Shifts with their attendance so far (clock events and corrections) and their thresholds."""
-    if not shift_ids:
-        return []
-    ids = list(shift_ids)
-    cur = await conn.execute(
-        """SELECT s.shift_id, s.package_id, s.provider_id, s.starts_at, s.ends_at, s.service_type,
-                  s.carers_required, s.carer_ids, s.required_competencies, s.cancelled_by, s.cancelled_at,
-                  p.commissioner_id, p.thresholds, ct.thresholds
-           FROM shifts s
-           LEFT JOIN packages p ON p.package_id = s.package_id
-           LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
-           WHERE s.shift_id = ANY(%s)""",
-        (ids,),
-    )
-    shift_rows = await cur.fetchall()
-    clock: dict[str, dict[str, list[tuple[datetime, str]]]] = defaultdict(lambda: defaultdict(list))
-    cur = await conn.execute(
-        "SELECT shift_id, carer_id, at, direction FROM clock_events WHERE shift_id = ANY(%s)", (ids,)
-    )
-    for shift_id, carer_id, at, direction in await cur.fetchall():
-        clock[shift_id][carer_id].append((at, direction))
-    corrected: dict[str, dict[str, tuple[datetime, datetime]]] = defaultdict(dict)
-    cur = await conn.execute(
-        "SELECT shift_id, carer_id, clock_in_at, clock_out_at FROM visit_corrections"
-        " WHERE shift_id = ANY(%s)"
-        " "
-        "ORDER BY occurred_at, event_id",
-        (ids,),
-    )
-    for shift_id, carer_id, cin, cout in await cur.fetchall():
-        corrected[shift_id][carer_id] = (cin, cout)  # the latest correction wins, as in the ledger
-    visits = []
-    for (
-        sid,
-        pkg,
-        prv,
-        starts,
-        ends,
-        stype,
-        required,
-        carers,
-        comps,
-        cancelled_by,
-        cancelled_at,
-        commissioner,
-        pkg_th,
-        com_th,
-    ) in shift_rows:
-        shift = Shift(sid, pkg, prv, starts, ends, stype, required, tuple(carers), tuple(comps), cancelled_by)
-        from_clock = [
-            carer_attendance(carer, events)
-            for carer, events in clock[sid].items()
-            if carer not in corrected[sid]
-        ]
-        attendance = [a for a in from_clock if a is not None]
-        attendance += [
-            CarerAttendance(carer, cin, None, cout) for carer, (cin, cout) in corrected[sid].items()
-        ]
-        th = resolve_thresholds(global_th, _json(com_th), _json(pkg_th))
-        visits.append((VisitState(shift, tuple(attendance), commissioner, cancelled_at), th))
-    return visits
+    """Shifts with their attendance so far and their thresholds."""
+    facts = await load_shift_facts(conn, shift_ids)
+    return [visit_state(f, global_th) for f in facts.values()]
 
 
 def carer_attendance(carer_id: str, events: Sequence[tuple[datetime, str]]) -> CarerAttendance | None:

@@ -3,7 +3,8 @@
 Events new to the events table are applied; repeats change nothing. An event whose
 reference (its shift, package, provider or commissioner) is neither stored nor in the
 batch is held and applied when the reference arrives. Every shift touched has its ledger
-rebuilt from all its stored facts, so the result does not depend on arrival order.
+rebuilt from all its stored facts, so the result does not depend on arrival order; the
+event-driven alert rules run over the same facts, in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from carewatch.store.entities import write_entities
 from carewatch.store.held import HeldEvent, expire_held, hold, take_resolvable, take_waiting_for
 from carewatch.store.ledgers import recompute_ledgers
 from carewatch.store.rejects import record_rejections
+from carewatch.store.shift_facts import load_shift_facts
 
 __all__ = ["BatchOutcome", "apply_batch", "expire_held", "provides", "references", "release_held"]
 
@@ -159,6 +161,7 @@ class _Tally:
     shifts: set[str] = field(default_factory=set)
     packages: set[str] = field(default_factory=set)
     commissioners: set[str] = field(default_factory=set)
+    alerts: list[Alert] = field(default_factory=list)
 
 
 async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], now: datetime,
@@ -186,14 +189,17 @@ async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], no
 
 
 async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> tuple[str, ...]:
-    """Rebuild the ledger of every shift touched, including all shifts of changed packages and time zones."""
+    """Rebuild the ledger of every shift touched, including all shifts of changed packages and time
+    zones, then run the visit alert rules over the same facts; return the shifts touched."""
     shifts = set(tally.shifts)
     if tally.packages or tally.commissioners:
         async with conn.cursor() as cur:
             await cur.execute(_SHIFTS_OF, {"packages": sorted(tally.packages),
                                            "commissioners": sorted(tally.commissioners)})
             shifts.update(str(r[0]) for r in await cur.fetchall())
-    await recompute_ledgers(conn, shifts, now)
+    facts = await load_shift_facts(conn, shifts)
+    ledgers = await recompute_ledgers(conn, facts.values(), now)
+    tally.alerts = await apply_event_alerts(conn, tally.applied, now, facts, ledgers)
     return tuple(sorted(shifts))
 
 
@@ -214,10 +220,9 @@ async def apply_batch(conn: AsyncConnection[Any], events: Sequence[CareEvent],
         await _apply_rounds(conn, pending, now, tally)
         await record_rejections(conn, rejections, source, now)
         affected = await _finish(conn, tally, now)
-        alerts = await apply_event_alerts(conn, tally.applied, now)
     duplicates = len(events) - len(pending)
     return BatchOutcome(len(tally.applied), duplicates, tally.held, tally.released, len(rejections), affected,
-                        tuple(tally.applied), tuple(alerts))
+                        tuple(tally.applied), tuple(tally.alerts))
 
 
 async def release_held(conn: AsyncConnection[Any], now: datetime) -> BatchOutcome:
@@ -227,6 +232,5 @@ async def release_held(conn: AsyncConnection[Any], now: datetime) -> BatchOutcom
         tally = _Tally(released=len(pending))
         await _apply_rounds(conn, pending, now, tally)
         affected = await _finish(conn, tally, now)
-        alerts = await apply_event_alerts(conn, tally.applied, now)
     return BatchOutcome(len(tally.applied), 0, tally.held, tally.released, 0, affected, tuple(tally.applied),
-                        tuple(alerts))
+                        tuple(tally.alerts))

@@ -1,4 +1,4 @@
-"""Recomputing shift_ledger rows from the stored shift, its clock events and corrections.
+"""Recomputing shift_ledger rows from a shift's stored facts: the shift, its clock events and corrections.
 
 The ledger is always rebuilt from every fact stored for the shift, never adjusted
 incrementally, so arrival order and replays cannot change it.
@@ -8,39 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 
 from carewatch.domain.attendance import shift_ledger
-from carewatch.domain.model import ClockEvent, Correction, Location, Rate, Shift, ShiftLedger
+from carewatch.domain.model import ShiftLedger
+from carewatch.store.shift_facts import ShiftFacts
 from carewatch.store.staging import stage_rows
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEZONE = "Europe/London"
-
-_SHIFTS = """
-SELECT s.shift_id, s.package_id, s.provider_id, s.starts_at, s.ends_at, s.service_type, s.carers_required,
-       s.carer_ids, s.required_competencies, s.cancelled_by, p.rates::text, c.timezone
-FROM shifts s
-LEFT JOIN packages p ON p.package_id = s.package_id
-LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
-WHERE s.shift_id = ANY(%s)"""
-
-_CLOCKS = """
-SELECT event_id, shift_id, carer_id, direction, at, method, lat, lon, accuracy_m
-FROM clock_events WHERE shift_id = ANY(%s)"""
-
-_CORRECTIONS = """
-SELECT event_id, shift_id, carer_id, clock_in_at, clock_out_at, occurred_at, reason_code, corrected_by
-FROM visit_corrections WHERE shift_id = ANY(%s)"""
 
 _LEDGER_COLUMNS = (
     "shift_id", "package_id", "provider_id", "starts_at", "planned_seconds", "scheduled_seconds",
@@ -89,14 +72,6 @@ def spend_pence(rate_seconds: int) -> Decimal:
     return (Decimal(rate_seconds) / Decimal(3600)).quantize(_SIX_PLACES, rounding=ROUND_HALF_UP)
 
 
-@lru_cache(maxsize=4096)
-def _rates(text: str | None) -> tuple[Rate, ...]:
-    """A package's rates from their jsonb text: read as text and parsed once per distinct value,
-    since every shift of a package carries the same rates (decoding them per row showed in profiles)."""
-    raw = json.loads(text) if text else None
-    return tuple(Rate(r["service_type"], r["band"], int(r["pence_per_hour"])) for r in (raw or []))
-
-
 def ledger_row(ledger: ShiftLedger, now: datetime) -> tuple[Any, ...]:
     bands = ledger.band_seconds
     attendance = [
@@ -112,39 +87,20 @@ def ledger_row(ledger: ShiftLedger, now: datetime) -> tuple[Any, ...]:
             ledger.open_attendances, ledger.distinct_carers, json.dumps(attendance), now)
 
 
-async def recompute_ledgers(conn: AsyncConnection[Any], shift_ids: Collection[str],
-                            now: datetime) -> list[ShiftLedger]:
-    """Rebuild and store the ledger of each shift named; return the ledgers written."""
-    if not shift_ids:
-        return []
-    ids = sorted(shift_ids)
-    clocks: dict[str, list[ClockEvent]] = defaultdict(list)
-    corrections: dict[str, list[Correction]] = defaultdict(list)
-    async with conn.cursor() as cur:
-        await cur.execute(_SHIFTS, (ids,))
-        shift_rows = await cur.fetchall()
-        await cur.execute(_CLOCKS, (ids,))
-        for eid, sid, carer, direction, at, method, lat, lon, acc in await cur.fetchall():
-            location = Location(lat, lon, acc or 0.0) if lat is not None and lon is not None else None
-            clocks[sid].append(ClockEvent(eid, sid, carer, direction, _utc(at), method, location))
-        await cur.execute(_CORRECTIONS, (ids,))
-        for eid, sid, carer, cin, cout, occurred, reason, by in await cur.fetchall():
-            corrections[sid].append(Correction(eid, sid, carer, _utc(cin), _utc(cout), _utc(occurred),
-                                               reason, by))
-        ledgers: list[ShiftLedger] = []
-        for (sid, package_id, provider_id, starts, ends, service_type, required, carer_ids, competencies,
-             cancelled_by, rates, tz) in shift_rows:
-            shift = Shift(sid, package_id, provider_id, _utc(starts), _utc(ends), service_type, required,
-                          tuple(carer_ids), tuple(competencies), cancelled_by)
-            try:
-                ledgers.append(shift_ledger(shift, clocks[sid], corrections[sid], _rates(rates), _zone(tz)))
-            except Exception:
-                # A rule failing on one shift must not block every other shift in the batch; the
-                # facts are stored, so the ledger is rebuilt when the next event for it arrives.
-                log.exception("could not compute the ledger of shift %s", sid)
-        if ledgers:
+async def recompute_ledgers(conn: AsyncConnection[Any], facts: Iterable[ShiftFacts],
+                            now: datetime) -> dict[str, ShiftLedger]:
+    """Rebuild and store the ledger of each shift from its facts; return the ledgers written, by shift id."""
+    ledgers: dict[str, ShiftLedger] = {}
+    for f in facts:
+        try:
+            ledgers[f.shift.shift_id] = shift_ledger(f.shift, f.clocks, f.corrections, f.rates, _zone(f.timezone))
+        except Exception:
+            # A rule failing on one shift must not block every other shift in the batch; the
+            # facts are stored, so the ledger is rebuilt when the next event for it arrives.
+            log.exception("could not compute the ledger of shift %s", f.shift.shift_id)
+    if ledgers:
+        async with conn.cursor() as cur:
             await stage_rows(cur, "staged_ledgers", "shift_ledger", _LEDGER_COLUMNS,
-                             (ledger_row(ledger, now) for ledger in ledgers))
+                             (ledger_row(ledger, now) for ledger in ledgers.values()))
             await cur.execute(_UPSERT)
     return ledgers
-
