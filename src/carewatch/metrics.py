@@ -24,3 +24,7 @@ BATCH_SIZE = Histogram(
     "carewatch_batch_size", "Messages in one batch taken from the care-events topic.",
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000),
 )
+SUBSCRIBERS_DROPPED = Counter(
+    "carewatch_subscribers_dropped_total",
+    "GraphQL subscriptions closed (websocket code 4413) because their client fell too far behind.",
+)

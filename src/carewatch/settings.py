@@ -72,6 +72,9 @@ class Settings:
     fetch_max_wait_ms: int = field(default_factory=lambda: _env_int("CAREWATCH_FETCH_MAX_WAIT_MS", 100))
     """Longest a Kafka fetch waits for data (faust fixes 1,500 ms, which delays events under light load)."""
 
+    subscriber_queue: int = field(default_factory=lambda: _env_int("CAREWATCH_SUBSCRIBER_QUEUE", 1000))
+    """Updates a subscription may fall behind before the API closes its websocket (code 4413)."""
+
     hold_limit_seconds: int = field(default_factory=lambda: _env_int("CAREWATCH_HOLD_LIMIT_SECONDS", 3600))
     """How long (processing time) an event naming something unknown is held before it is rejected."""
 

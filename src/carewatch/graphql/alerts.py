@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,10 +12,11 @@ from typing import Any
 import strawberry
 from psycopg import sql
 from psycopg.rows import dict_row
+from starlette.websockets import WebSocket
 
 from carewatch.alerts import store
 from carewatch.alerts.bus import Channels, shift_ids_in
-from carewatch.graphql.alerts_hub import hub_for
+from carewatch.graphql.alerts_hub import SLOW_SUBSCRIBER_REASON, WS_SLOW_SUBSCRIBER, SlowSubscriber, hub_for
 from carewatch.graphql.context import Info
 from carewatch.graphql.errors import ClientError
 from carewatch.graphql.filters import ShiftFilter
@@ -26,6 +28,7 @@ from carewatch.graphql.types.shift import Shift
 from carewatch.security.roles import Role, Viewer
 from carewatch.store.scope import scope_condition
 
+log = logging.getLogger(__name__)
 
 @strawberry.type
 class AlertChange:
@@ -210,19 +213,47 @@ async def resolve_alert(info: Info, alert_id: str, note: str) -> Alert:
     return await _act(info, alert_id, note, resolve=True)
 
 
+async def _close_slow(websocket: WebSocket) -> None:
+    log.warning("closing a subscriber's websocket (%d): it fell too far behind", WS_SLOW_SUBSCRIBER)
+    try:
+        await websocket.close(code=WS_SLOW_SUBSCRIBER, reason=SLOW_SUBSCRIBER_REASON)
+    except Exception as exc:  # the client went away first: nothing left to close
+        log.info("the slow subscriber's websocket was already closing: %s", exc)
+
+
+async def _updates(info: Info, channel: str) -> AsyncGenerator[dict[str, Any], None]:
+    """The hub's messages on `channel`. A client that falls too far behind has its websocket closed
+    with WS_SLOW_SUBSCRIBER at once (its operation may be stuck sending to it, so the hub tells us);
+    the close frame follows what the client has not read yet. The operation then waits for the
+    connection's shutdown to cancel it: returning would make strawberry send on a closed socket."""
+    request = info.context.request
+    closing: list[asyncio.Task[None]] = []
+
+    def drop() -> None:
+        if isinstance(request, WebSocket) and not closing:
+            closing.append(asyncio.get_running_loop().create_task(_close_slow(request)))
+
+    try:
+        async for message in hub_for(info.context.settings).listen(channel, on_drop=drop):
+            yield message
+    except SlowSubscriber:
+        if not closing:
+            raise  # not over a websocket: the error goes to the client as the operation's result
+        await closing[0]
+        await asyncio.Event().wait()
+
+
 async def alert_stream(info: Info, f: AlertFilter | None) -> AsyncGenerator[Alert, None]:
     _since(f)  # a bad filter fails now, not at the first alert
     viewer = info.context.viewer
-    hub = hub_for(info.context.settings)
-    async for message in hub.listen(Channels.for_settings(info.context.settings).alerts):
+    async for message in _updates(info, Channels.for_settings(info.context.settings).alerts):
         alert = store.Alert.from_json(message)
         if visible(viewer, alert) and matches(f, alert):
             yield Alert.from_store(alert)
 
 
 async def shift_update_stream(info: Info, f: ShiftFilter | None) -> AsyncGenerator[Shift, None]:
-    hub = hub_for(info.context.settings)
-    async for message in hub.listen(Channels.for_settings(info.context.settings).shift_updates):
+    async for message in _updates(info, Channels.for_settings(info.context.settings).shift_updates):
         # A subscription's loaders live as long as it does: read the shifts and ledgers afresh.
         loaders = info.context.loaders
         # clear_all, not clear(key): strawberry's clear raises KeyError for a key never loaded.

@@ -1,7 +1,8 @@
 """One Redis subscription per API process, fanned out to each GraphQL subscriber's bounded queue.
 
-A subscriber that falls more than QUEUE_SIZE messages behind is dropped with a clear error, so one
-slow client never makes the process hold unbounded memory; it reconnects and catches up with
+A subscriber that falls more than its queue's size behind (CAREWATCH_SUBSCRIBER_QUEUE, 1,000 by
+default) is dropped: the subscription closes its websocket with code 4413 (graphql/alerts.py), so
+one slow client never makes the process hold unbounded memory; it reconnects and catches up with
 `alerts(filter: {since: ...})`.
 """
 
@@ -10,18 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from graphql import GraphQLError
 
+from carewatch import metrics
 from carewatch.alerts.bus import AlertBus, Channels, subscribe
 from carewatch.settings import Settings
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
+
+
+WS_SLOW_SUBSCRIBER = 4413  # websocket close code: this client fell too far behind
+SLOW_SUBSCRIBER_REASON = "too slow: fell too far behind; reconnect and catch up with alerts(filter: {since})"
 
 
 class SlowSubscriber(GraphQLError):
@@ -33,6 +39,7 @@ class _Subscriber:
     channel: str
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
+    on_drop: Callable[[], None] | None = None  # told at once: its reader may be stuck sending to the client
 
 
 class AlertHub:
@@ -101,11 +108,17 @@ class AlertHub:
             except asyncio.QueueFull:
                 sub.dropped = True
                 self.subscribers.discard(sub)
+                metrics.SUBSCRIBERS_DROPPED.inc()
                 log.warning("dropped a subscriber on %s: %d messages behind", channel, sub.queue.qsize())
+                if sub.on_drop is not None:
+                    sub.on_drop()
 
-    async def listen(self, channel: str) -> AsyncIterator[dict[str, Any]]:
+    async def listen(self, channel: str,
+                     on_drop: Callable[[], None] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Messages on `channel` from now on; raises SlowSubscriber once the reader has fallen more than
+        the queue's size behind (and calls `on_drop` at that moment, from the hub's own task)."""
         self._ensure_running()
-        sub = _Subscriber(channel, asyncio.Queue(self.queue_size))
+        sub = _Subscriber(channel, asyncio.Queue(self.queue_size), on_drop=on_drop)
         self.subscribers.add(sub)
         try:
             while True:
@@ -127,5 +140,5 @@ def hub_for(settings: Settings) -> AlertHub:
     channels = Channels.for_settings(settings)
     key = f"{settings.redis_url}|{channels.prefix}"
     if key not in _HUBS:
-        _HUBS[key] = AlertHub(settings.redis_url, channels)
+        _HUBS[key] = AlertHub(settings.redis_url, channels, max(1, settings.subscriber_queue))
     return _HUBS[key]
