@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulation_options(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--embedded", action="store_true",
+                   help="use an embedded PostgreSQL and Redis (from PyPI wheels) even when the machine has "
+                        "its own; without this they are used only where none answers")
     p.add_argument("--duration", type=float, default=0.0,
                    help="stop after this many real seconds (0: run until Ctrl-C)")
     p.set_defaults(func=_demo)

@@ -24,6 +24,7 @@ import httpx
 from websockets.typing import Subprotocol
 
 from carewatch.clock import AcceleratedClock
+from carewatch.embedded import EmbeddedServices, start_postgres, start_redis
 from carewatch.schema.migrate import drop_database, ensure_database, migrate
 from carewatch.services import Broker, ServiceUnavailable, check_postgres, check_redis, start_broker
 from carewatch.simulator.feed import generate_feed
@@ -232,19 +233,60 @@ async def _live(args: argparse.Namespace, broker: Broker, env: Mapping[str, str]
     return 0
 
 
+def _services(args: argparse.Namespace, env: Mapping[str, str], home: Path,
+              embedded: EmbeddedServices) -> tuple[str, bool, str]:
+    """The database URL (and whether it is the demo's own) and the Redis URL to use.
+
+    The machine's PostgreSQL and Redis when they answer; embedded ones (carewatch/embedded.py) with
+    --embedded, or when one does not answer and no URL for it was given. A URL that was given and
+    does not answer is an error that says so: the demo never silently uses another database.
+    """
+    database_url, own_database = _demo_database(env)
+    given_redis = env.get("CAREWATCH_REDIS_URL", "").strip()
+    redis_url = given_redis or DEFAULT_REDIS_URL
+    try:
+        if args.embedded:
+            raise ServiceUnavailable("--embedded")
+        check_postgres(database_url)
+    except ServiceUnavailable as exc:
+        if not own_database:
+            raise
+        reason = "as asked" if args.embedded else f"because {exc}"
+        print(f"demo: starting an embedded PostgreSQL {reason}; its data is in {home / 'postgres'}", flush=True)
+        database_url = start_postgres(home, embedded, "carewatch_demo")
+    try:
+        if args.embedded:
+            raise ServiceUnavailable("--embedded")
+        check_redis(redis_url)
+    except ServiceUnavailable as exc:
+        if given_redis:
+            raise
+        reason = "as asked" if args.embedded else f"because {exc}"
+        redis_url = start_redis(home, embedded)
+        print(f"demo: started an embedded Redis at {redis_url} {reason}", flush=True)
+    return database_url, own_database, redis_url
+
+
 def run_demo(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     tz = ZoneInfo(env.get("CAREWATCH_TIMEZONE", "").strip() or "Europe/London")
-    database_url, own_database = _demo_database(env)
-    redis_url = env.get("CAREWATCH_REDIS_URL", "").strip() or DEFAULT_REDIS_URL
-    try:
-        check_postgres(database_url)
-        check_redis(redis_url)
-    except ServiceUnavailable as exc:
-        print(f"demo: {exc}", file=sys.stderr, flush=True)
-        return 2
     home = Path.cwd() / ".carewatch"
     home.mkdir(exist_ok=True)
+    embedded = EmbeddedServices()
+    try:
+        database_url, own_database, redis_url = _services(args, env, home, embedded)
+    except ServiceUnavailable as exc:
+        embedded.stop()
+        print(f"demo: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        return _run(args, env, tz, home, database_url, own_database, redis_url)
+    finally:
+        embedded.stop()
+
+
+def _run(args: argparse.Namespace, env: dict[str, str], tz: ZoneInfo, home: Path, database_url: str,
+         own_database: bool, redis_url: str) -> int:
     if own_database:
         print("demo: starting from a clean carewatch_demo database "
               "(set CAREWATCH_DATABASE_URL to use another)", flush=True)

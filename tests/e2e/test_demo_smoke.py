@@ -40,3 +40,32 @@ def test_demo_serves_graphql_and_fills_the_ledger(fresh_database_url: str, redis
         packages = conn.execute("SELECT count(*) FROM packages").fetchone()
     assert packages is not None and packages[0] == 6
     assert ledger_rows is not None and ledger_rows[0] > 0, output
+
+
+def test_demo_runs_on_embedded_postgres_and_redis(tmp_path: Path) -> None:
+    """`--embedded` (what the demo falls back to on a machine with neither running): the demo starts
+    PostgreSQL and Redis from their PyPI wheels, the ledger fills, and both are stopped at the end."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "carewatch", "demo", "--embedded", "--duration", "35", "--speed", "600",
+         "--packages", "6", "--port", str(port)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "starting an embedded PostgreSQL as asked" in done.stdout, output
+    assert "started an embedded Redis at redis://127.0.0.1:" in done.stdout, output
+    # The live figures read back through GraphQL show care delivered.
+    delivered = [line for line in done.stdout.splitlines() if "carer-minutes delivered" in line]
+    assert delivered and delivered[-1].split("6 packages, ")[1].split(" carer-minutes")[0] != "0", output
+    assert (tmp_path / ".carewatch" / "postgres" / "PG_VERSION").exists()
+    running = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert running.stdout.strip() == "", f"embedded servers left running: {running.stdout}"
+
+
+def test_demo_does_not_replace_a_database_it_was_given(tmp_path: Path) -> None:
+    env = {**os.environ, "CAREWATCH_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/somewhere"}
+    done = subprocess.run([sys.executable, "-m", "carewatch", "demo", "--duration", "1"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "PostgreSQL did not answer" in done.stderr and "embedded" not in done.stdout
