@@ -264,10 +264,6 @@ def worth_applying(decisions: Iterable[AlertDecision], open_now: set[tuple[str, 
     return [d for d in decisions if ((d.kind.value, d.subject_id) in open_now) == (d.action == "resolve")]
 
 
-async def _history(conn: AsyncConnection[Any], alert_id: int) -> list[AlertChange]:
-    return (await histories(conn, [alert_id])).get(alert_id, [])
-
-
 async def histories(conn: AsyncConnection[Any], alert_ids: Sequence[int]) -> dict[int, list[AlertChange]]:
     cur = await conn.execute(
         "SELECT alert_id, status, changed_at, changed_by, note FROM alert_history "
@@ -281,10 +277,17 @@ async def histories(conn: AsyncConnection[Any], alert_ids: Sequence[int]) -> dic
 
 
 async def get_alert(conn: AsyncConnection[Any], alert_id: int) -> Alert | None:
+    found = await get_alerts(conn, [alert_id])
+    return found[0] if found else None
+
+
+async def get_alerts(conn: AsyncConnection[Any], alert_ids: Sequence[int]) -> list[Alert]:
+    """The alerts with these ids that exist, in the order given, each with its history (two queries)."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = %s", (alert_id,))
-        row = await cur.fetchone()
-    return None if row is None else _alert(row, await _history(conn, alert_id))
+        await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ANY(%s)", (list(alert_ids),))
+        rows = {row["id"]: row for row in await cur.fetchall()}
+    past = await histories(conn, list(rows))
+    return [_alert(rows[i], past.get(i, [])) for i in alert_ids if i in rows]
 
 
 async def _change(

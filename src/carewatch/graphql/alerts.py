@@ -169,7 +169,7 @@ async def alerts(
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(query, [*args, size + 1])
             ids = [int(r["id"]) for r in await cur.fetchall()]
-        found = [a for i in ids[:size] if (a := await store.get_alert(conn, i)) is not None]
+        found = await store.get_alerts(conn, ids[:size])
     return Connection.of([(encode_cursor([str(a.id)]), Alert.from_store(a)) for a in found], len(ids) > size)
 
 
