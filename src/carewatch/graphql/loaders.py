@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 from strawberry.dataloader import DataLoader
 
+from carewatch.domain.delivery import LedgerTotals
 from carewatch.domain.model import Shift, ShiftLedger
 from carewatch.store import read_models
-from carewatch.store.read_models import Window, WindowSums
+from carewatch.store.read_models import Window
 from carewatch.store.rows import PackageRecord
 from carewatch.store.scope import Viewer
 
@@ -19,7 +20,7 @@ class Loaders:
     packages: DataLoader[str, PackageRecord | None]
     shifts: DataLoader[str, Shift | None]
     ledgers: DataLoader[str, ShiftLedger | None]
-    window_sums: DataLoader[Window, WindowSums]
+    window_sums: DataLoader[Window, LedgerTotals]
 
 
 def make_loaders(pool: AsyncConnectionPool, viewer: Viewer, default_tz: str) -> Loaders:
@@ -37,7 +38,7 @@ def make_loaders(pool: AsyncConnectionPool, viewer: Viewer, default_tz: str) -> 
         found = await read_models.ledgers_by_shift_ids(pool, ids)
         return [found.get(i) for i in ids]
 
-    async def load_window_sums(windows: list[Window]) -> list[WindowSums]:
+    async def load_window_sums(windows: list[Window]) -> list[LedgerTotals]:
         found = await read_models.window_sums(pool, windows)
         return [found[w] for w in windows]
 

@@ -52,10 +52,6 @@ class ShiftQuery:
     cancelled: bool | None = None
 
 
-# Sums of shift_ledger columns over the shifts of one package starting in one window.
-WindowSums = LedgerTotals
-
-
 Window = tuple[str, datetime, datetime]  # package_id, start (inclusive), end (exclusive)
 
 
@@ -153,7 +149,7 @@ async def ledgers_of_package(
     return [ledger_from_row(r) for r in await _fetch(pool, query, [package_id, start, end])]
 
 
-async def window_sums(pool: AsyncConnectionPool, windows: Sequence[Window]) -> dict[Window, WindowSums]:
+async def window_sums(pool: AsyncConnectionPool, windows: Sequence[Window]) -> dict[Window, LedgerTotals]:
     """Ledger sums for many (package, window) pairs in one query; callers scope the packages."""
     if not windows:
         return {}
@@ -174,12 +170,12 @@ async def window_sums(pool: AsyncConnectionPool, windows: Sequence[Window]) -> d
     """)
     distinct = list(dict.fromkeys(windows))
     params = [[w[0] for w in distinct], [w[1] for w in distinct], [w[2] for w in distinct]]
-    found: dict[tuple[str, float, float], WindowSums] = {}
+    found: dict[tuple[str, float, float], LedgerTotals] = {}
     for r in await _fetch(pool, query, params):
-        found[(r["package_id"], r["start_at"].timestamp(), r["end_at"].timestamp())] = WindowSums(
+        found[(r["package_id"], r["start_at"].timestamp(), r["end_at"].timestamp())] = LedgerTotals(
             **{k: int(v) for k, v in r.items() if k not in ("package_id", "start_at", "end_at")})
     # Match by instant, not by tz-aware object identity: the database hands instants back in UTC.
-    return {w: found.get((w[0], w[1].timestamp(), w[2].timestamp()), WindowSums()) for w in windows}
+    return {w: found.get((w[0], w[1].timestamp(), w[2].timestamp()), LedgerTotals()) for w in windows}
 
 
 async def invoice_by_id(pool: AsyncConnectionPool, viewer: Viewer, invoice_id: str) -> InvoiceRecord | None:
