@@ -30,6 +30,7 @@ from carewatch.store.scope import scope_condition
 
 log = logging.getLogger(__name__)
 
+
 @strawberry.type
 class AlertChange:
     status: str
