@@ -49,3 +49,39 @@ def test_a_batch_of_updates_is_published_in_chunks(redis_url: str) -> None:
 
 def test_nothing_to_publish_sends_nothing(redis_url: str) -> None:
     assert asyncio.run(_published(redis_url, [])) == (0, [])
+
+
+def test_stopping_the_hub_is_bounded_when_its_subscription_will_not_close(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A CI run once hung in the API's shutdown: the hub's pump, cancelled, never finished closing
+    # its Redis subscription. stop() must return all the same.
+    import time
+
+    from carewatch.graphql import alerts_hub
+    from carewatch.graphql.alerts_hub import AlertHub
+
+    released = asyncio.Event()
+
+    async def stubborn(self: AlertHub, client: aioredis.Redis) -> None:
+        while not released.is_set():
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                await released.wait()  # ignores the cancel, as a cleanup waiting on a reply would
+
+    monkeypatch.setattr(AlertHub, "_pump", stubborn)
+    monkeypatch.setattr(alerts_hub, "STOP_SECONDS", 0.5)
+
+    async def stop_it() -> float:
+        hub = AlertHub(redis_url, Channels(f"carewatch-test:{uuid.uuid4().hex[:8]}"))
+        await hub.start()
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        async with asyncio.timeout(10):  # fails the assertion below rather than hanging
+            await hub.stop()
+        elapsed = time.monotonic() - started
+        released.set()  # let the stubborn task end, so the loop can close
+        await asyncio.sleep(0.05)
+        return elapsed
+
+    assert asyncio.run(stop_it()) < 2.0

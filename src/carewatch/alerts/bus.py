@@ -6,6 +6,8 @@ Channel and key names carry a per-deployment prefix (`CAREWATCH_REDIS_PREFIX`, e
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +22,8 @@ from carewatch.alerts.store import Alert
 from carewatch.settings import Settings
 
 log = logging.getLogger(__name__)
+
+CLOSE_SECONDS = 2.0  # the longest closing a subscription may take
 
 # Shift ids per shift-update message: a batch's updates go out in a few messages, not one per shift.
 SHIFT_IDS_PER_MESSAGE = 500
@@ -111,5 +115,8 @@ async def subscribe(client: aioredis.Redis, *channels: str) -> AsyncIterator[tup
             except (ValueError, TypeError):
                 log.warning("skipped an undecodable message on %s", channel)
     finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        # Closing the connection ends the subscription on the server: no UNSUBSCRIBE round trip, which
+        # a read cancelled half-way could leave waiting for ever (a CI run hung there on shutdown).
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(CLOSE_SECONDS):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

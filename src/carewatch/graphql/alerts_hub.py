@@ -24,6 +24,7 @@ from carewatch.settings import Settings
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
+STOP_SECONDS = 3.0  # the longest stop() waits for the Redis subscription to close
 
 
 WS_SLOW_SUBSCRIBER = 4413  # websocket close code: this client fell too far behind
@@ -81,10 +82,16 @@ class AlertHub:
         self._task, self._client, self._loop = None, None, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):  # shutting down either way
-                await task
+            # Bounded: a shutdown must not hang on Redis (the pump's cleanup has its own limit too).
+            done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
+            if not done:
+                log.warning("the alert hub's Redis subscription did not close in %.0f s; leaving it", STOP_SECONDS)
+            elif not task.cancelled() and task.exception() is not None:
+                log.warning("the alert hub stopped with %r", task.exception())
         if client is not None:
-            await client.aclose()
+            with contextlib.suppress(Exception):  # shutting down either way
+                async with asyncio.timeout(STOP_SECONDS):
+                    await client.aclose()
 
     async def _pump(self, client: aioredis.Redis) -> None:
         while True:
