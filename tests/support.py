@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -45,3 +47,15 @@ def contract_lines(name: str) -> list[str]:
     shared = SHARED / "contracts" / "examples" / name
     path = shared if shared.exists() else EXAMPLES / name
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def contract_objects(*names: str) -> list[Any]:
+    """The lines of these example files that are JSON (invalid.jsonl has some that are not), decoded."""
+    found = []
+    for name in names:
+        for line in contract_lines(name):
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return found

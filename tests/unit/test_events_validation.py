@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from carewatch.schema.events import CareEvent, Rejection, message_key, validate_event
-from support import contract_lines
+from support import contract_lines, contract_objects
 
 
 def _good(kind: str) -> dict[str, object]:
@@ -121,13 +121,8 @@ def test_specialised_validators_agree_with_the_whole_schema() -> None:
     from carewatch.schema.events import _schema_errors, _validator, _validators_by_type
 
     assert len(_validators_by_type()) == 12  # one per event type in the contract
-    for name in ("valid.jsonl", "invalid.jsonl"):
-        for line in contract_lines(name):
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            variants = [data, data | {"type": "visit.clock_out"}, data | {"type": "package.approved"}]
-            for variant in variants:
-                whole = sorted(e.message for e in _validator().iter_errors(variant))
-                assert sorted(e.message for e in _schema_errors(variant)) == whole
+    for data in contract_objects("valid.jsonl", "invalid.jsonl"):
+        variants = [data, data | {"type": "visit.clock_out"}, data | {"type": "package.approved"}]
+        for variant in variants:
+            whole = sorted(e.message for e in _validator().iter_errors(variant))
+            assert sorted(e.message for e in _schema_errors(variant)) == whole
