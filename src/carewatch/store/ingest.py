@@ -25,6 +25,7 @@ from carewatch.store.held import HeldEvent, expire_held, hold, take_resolvable, 
 from carewatch.store.ledgers import recompute_ledgers
 from carewatch.store.rejects import record_rejections
 from carewatch.store.shift_facts import load_shift_facts
+from carewatch.store.staging import stage_rows
 
 __all__ = ["BatchOutcome", "apply_batch", "expire_held", "provides", "references", "release_held"]
 
@@ -85,15 +86,12 @@ _SEEN = """
 SELECT event_id FROM events WHERE event_id = ANY(%(ids)s)
 UNION SELECT event_id FROM held_events WHERE event_id = ANY(%(ids)s)"""
 
-# The raw events are copied into a session-local table and inserted from there in one statement:
+# The raw events are staged by COPY (store/staging.py) and inserted from there in one statement:
 # COPY sends the text as is, where an array parameter escapes every character of every payload.
-_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS incoming_events (event_id text, occurred_at timestamptz, type text, key text,
-                                                 payload text) ON COMMIT DELETE ROWS"""
-_COPY = "COPY incoming_events (event_id, occurred_at, type, key, payload) FROM STDIN"
+_EVENT_COLUMNS = ("event_id", "occurred_at", "type", "key", "payload", "received_at")
 _RECORD = """
 INSERT INTO events (event_id, occurred_at, type, key, payload, received_at)
-SELECT event_id, occurred_at, type, key, payload::jsonb, %s FROM incoming_events
+SELECT event_id, occurred_at, type, key, payload, received_at FROM staged_events
 ON CONFLICT DO NOTHING
 RETURNING event_id"""
 
@@ -144,12 +142,9 @@ async def _record_events(conn: AsyncConnection[Any], events: Sequence[CareEvent]
     if not events:
         return set()
     async with conn.cursor() as cur:
-        await cur.execute(_STAGE)
-        await cur.execute("TRUNCATE incoming_events")  # an earlier round of this transaction used it
-        async with cur.copy(_COPY) as copy:
-            for e in events:
-                await copy.write_row((e.event_id, e.occurred_at, e.type, e.key, e.raw))
-        await cur.execute(_RECORD, (now,))
+        await stage_rows(cur, "staged_events", "events", _EVENT_COLUMNS,
+                         ((e.event_id, e.occurred_at, e.type, e.key, e.raw, now) for e in events))
+        await cur.execute(_RECORD)
         return {str(r[0]) for r in await cur.fetchall()}
 
 
