@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_ACCEPTED = Counter("carewatch_events_accepted_total", "Care events applied, by event type.", ["type"])
 EVENTS_REJECTED = Counter(
@@ -28,3 +28,22 @@ SUBSCRIBERS_DROPPED = Counter(
     "carewatch_subscribers_dropped_total",
     "GraphQL subscriptions closed (websocket code 4413) because their client fell too far behind.",
 )
+BATCHES_FAILED = Counter(
+    "carewatch_batches_failed_total",
+    "Attempts to apply a batch that failed: `database` (retried whole, partition paused), `split` (an "
+    "event's trouble: the batch was bisected), `internal` (a culprit event rejected), `unexpected`.",
+    ["reason"],
+)
+LEDGER_REBUILD_FAILURES = Counter(
+    "carewatch_ledger_rebuild_failures_total",
+    "Shift ledgers that could not be computed from their facts (the batch is split to find the cause).",
+)
+SWEEP_FAILURES = Counter("carewatch_sweep_failures_total", "Scheduler or worker sweeps that failed.", ["job"])
+PARTITION_STUCK = Gauge(
+    "carewatch_partition_stuck",
+    "1 while the worker is retrying a batch from this partition because the database is failing "
+    "(nothing from it is acknowledged meanwhile), else 0.",
+    ["topic", "partition"],
+)
+STUCK_SECONDS = Gauge(
+    "carewatch_worker_stuck_seconds", "How long the current batch has been retried for (0 when none is).")

@@ -96,10 +96,10 @@ async def test_offsets_are_released_only_after_the_batch_is_committed(fresh_data
     gate, entered = asyncio.Event(), asyncio.Event()
     handle = processor.handle
 
-    async def gated(messages: Any) -> Any:
+    async def gated(messages: Any, partitions: Any = ()) -> Any:
         entered.set()
         await gate.wait()
-        return await handle(messages)
+        return await handle(messages, partitions)
 
     processor.handle = gated  # type: ignore[method-assign]
     agent = register_agents(app, settings, topics, processor)

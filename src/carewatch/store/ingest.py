@@ -19,11 +19,12 @@ from psycopg import AsyncConnection
 
 from carewatch.alerts.event_alerts import apply_event_alerts
 from carewatch.alerts.store import Alert
+from carewatch.domain.ownership import named_packages, named_shifts
 from carewatch.schema.events import CareEvent, Rejection
 from carewatch.store.entities import write_entities
 from carewatch.store.held import HeldEvent, expire_held, hold, take_resolvable, take_waiting_for
 from carewatch.store.ledgers import recompute_ledgers
-from carewatch.store.rejects import record_rejections
+from carewatch.store.ownership import load_owners
 from carewatch.store.shift_facts import load_shift_facts
 from carewatch.store.staging import stage_rows
 
@@ -40,6 +41,7 @@ class BatchOutcome:
     affected_shift_ids: tuple[str, ...] = ()
     applied_events: tuple[CareEvent, ...] = field(default=(), repr=False)
     alerts: tuple[Alert, ...] = field(default=(), repr=False)  # changed in this batch: publish after commit
+    rejections: tuple[Rejection, ...] = field(default=(), repr=False)  # refused here (scope): to record
 
     def applied_by_type(self) -> Counter[str]:
         return Counter(e.type for e in self.applied_events)
@@ -58,6 +60,9 @@ def references(event: CareEvent) -> tuple[str, ...]:
         case "shift.cancelled" | "visit.clock_in" | "visit.clock_out" | "visit.corrected":
             # A cancellation changes a shift row, so it waits for the shift itself.
             return (f"shift:{p['shift_id']}",)
+        case "activity.logged" if isinstance(p.get("package_id"), str):
+            # Its provider is checked against the package's (ownership), so it waits for the package.
+            return (f"package:{p['package_id']}",)
     return ()
 
 
@@ -82,8 +87,11 @@ UNION ALL SELECT 'provider:' || provider_id FROM providers WHERE provider_id = A
 UNION ALL SELECT 'package:' || package_id FROM packages WHERE package_id = ANY(%(package)s)
 UNION ALL SELECT 'shift:' || shift_id FROM shifts WHERE shift_id = ANY(%(shift)s)"""
 
+# Bounded by the batch's event times as well as by id: a repeat carries its original occurred_at,
+# and on TimescaleDB the bound spares decompressing every chunk of the events hypertable.
 _SEEN = """
-SELECT event_id FROM events WHERE event_id = ANY(%(ids)s)
+SELECT event_id FROM events
+WHERE event_id = ANY(%(ids)s) AND occurred_at BETWEEN %(earliest)s AND %(latest)s
 UNION SELECT event_id FROM held_events WHERE event_id = ANY(%(ids)s)"""
 
 # The raw events are staged by COPY (store/staging.py) and inserted from there in one statement:
@@ -157,6 +165,32 @@ class _Tally:
     packages: set[str] = field(default_factory=set)
     commissioners: set[str] = field(default_factory=set)
     alerts: list[Alert] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+async def _within_scope(conn: AsyncConnection[Any], ready: list[HeldEvent], existing: set[str],
+                        tally: _Tally) -> tuple[list[HeldEvent], list[tuple[HeldEvent, str]]]:
+    """The ready events that respect ownership (domain/ownership.py), in order; those outside it are
+    refused (stage `scope`), and those whose reference only a refused event would have made wait."""
+    named = [(h.event.type, h.event.payload) for h in ready]
+    owners = await load_owners(conn, named_packages(named), named_shifts(named))
+    available = set(existing)
+    accepted: list[HeldEvent] = []
+    waiting: list[tuple[HeldEvent, str]] = []
+    for item in ready:
+        e = item.event
+        missing = next((r for r in references(e) if r not in available), None)
+        if missing is not None:
+            waiting.append((item, missing))
+            continue
+        problem = owners.judge(e.type, e.payload, e.occurred_at)
+        if problem is not None:
+            tally.rejections.append(Rejection(problem, "scope", e.event_id, e.type, e.raw))
+            continue
+        accepted.append(item)
+        if (made := provides(e)) is not None:
+            available.add(made)
+    return accepted, waiting
 
 
 async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], now: datetime,
@@ -164,7 +198,10 @@ async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], no
     """Apply what can be applied, hold the rest, and repeat with whatever the applied events release."""
     while pending:
         refs = {ref for item in pending for ref in references(item.event)}
-        ready, waiting = _resolve(pending, await _existing(conn, refs))
+        existing = await _existing(conn, refs)
+        ready, waiting = _resolve(pending, set(existing))
+        ready, unowned = await _within_scope(conn, ready, existing, tally)
+        waiting += unowned
         await hold(conn, waiting)
         tally.held += len(waiting)
         fresh = await _record_events(conn, [item.event for item in ready], now)
@@ -192,40 +229,44 @@ async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> t
             await cur.execute(_SHIFTS_OF, {"packages": sorted(tally.packages),
                                            "commissioners": sorted(tally.commissioners)})
             shifts.update(str(r[0]) for r in await cur.fetchall())
-    facts = await load_shift_facts(conn, shifts)
+    # Locked (FOR UPDATE, in shift order) so that two workers rebuilding one shift take turns and
+    # the later always reads the earlier's facts: an older ledger never overwrites a newer one.
+    facts = await load_shift_facts(conn, shifts, lock=True)
     ledgers = await recompute_ledgers(conn, facts.values(), now)
     tally.alerts = await apply_event_alerts(conn, tally.applied, now, facts, ledgers)
     return tuple(sorted(shifts))
 
 
-async def apply_batch(conn: AsyncConnection[Any], events: Sequence[CareEvent],
-                      rejections: Sequence[Rejection], source: str, now: datetime) -> BatchOutcome:
-    """Apply one batch of validated events and record its rejections, in one transaction."""
+async def apply_batch(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime) -> BatchOutcome:
+    """Apply one batch of validated events in one transaction; what it refuses (scope) is returned."""
     async with conn.transaction():
         unique: dict[str, CareEvent] = {}
         for event in events:
             unique.setdefault(event.event_id, event)
         seen: set[str] = set()
         if unique:
+            times = [e.occurred_at for e in unique.values()]
             async with conn.cursor() as cur:
-                await cur.execute(_SEEN, {"ids": list(unique)})
+                await cur.execute(_SEEN, {"ids": list(unique), "earliest": min(times), "latest": max(times)})
                 seen = {str(r[0]) for r in await cur.fetchall()}
         pending = [HeldEvent(e, now) for eid, e in unique.items() if eid not in seen]
         tally = _Tally()
         await _apply_rounds(conn, pending, now, tally)
-        await record_rejections(conn, rejections, source, now)
         affected = await _finish(conn, tally, now)
-    duplicates = len(events) - len(pending)
-    return BatchOutcome(len(tally.applied), duplicates, tally.held, tally.released, len(rejections), affected,
-                        tuple(tally.applied), tuple(tally.alerts))
+    return _outcome(tally, len(events) - len(pending), affected)
 
 
-async def release_held(conn: AsyncConnection[Any], now: datetime) -> BatchOutcome:
-    """Apply every held event whose reference now exists (it may have arrived via another worker)."""
+def _outcome(tally: _Tally, duplicates: int, affected: tuple[str, ...]) -> BatchOutcome:
+    return BatchOutcome(len(tally.applied), duplicates, tally.held, tally.released, len(tally.rejections),
+                        affected, tuple(tally.applied), tuple(tally.alerts), tuple(tally.rejections))
+
+
+async def release_held(conn: AsyncConnection[Any], now: datetime,
+                       event_ids: Sequence[str] | None = None) -> BatchOutcome:
+    """Apply the held events (all, or those of `event_ids`) whose reference now exists."""
     async with conn.transaction():
-        pending = await take_resolvable(conn)
+        pending = await take_resolvable(conn, event_ids)
         tally = _Tally(released=len(pending))
         await _apply_rounds(conn, pending, now, tally)
         affected = await _finish(conn, tally, now)
-    return BatchOutcome(len(tally.applied), 0, tally.held, tally.released, 0, affected, tuple(tally.applied),
-                        tuple(tally.alerts))
+    return _outcome(tally, 0, affected)

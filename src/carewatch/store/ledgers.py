@@ -18,10 +18,15 @@ from psycopg import AsyncConnection
 
 from carewatch.domain.attendance import shift_ledger
 from carewatch.domain.model import ShiftLedger
+from carewatch.metrics import LEDGER_REBUILD_FAILURES
 from carewatch.store.shift_facts import ShiftFacts
 from carewatch.store.staging import stage_rows
 
 log = logging.getLogger(__name__)
+
+
+class LedgerRebuildError(RuntimeError):
+    """A shift's stored facts could not be turned into its ledger."""
 
 DEFAULT_TIMEZONE = "Europe/London"
 
@@ -94,10 +99,12 @@ async def recompute_ledgers(conn: AsyncConnection[Any], facts: Iterable[ShiftFac
     for f in facts:
         try:
             ledgers[f.shift.shift_id] = shift_ledger(f.shift, f.clocks, f.corrections, f.rates, _zone(f.timezone))
-        except Exception:
-            # A rule failing on one shift must not block every other shift in the batch; the
-            # facts are stored, so the ledger is rebuilt when the next event for it arrives.
-            log.exception("could not compute the ledger of shift %s", f.shift.shift_id)
+        except Exception as exc:
+            # Never left stale in silence: counted, and raised so that the batch is split until the
+            # event that made the shift's facts unusable is found and rejected (stream/batches.py).
+            LEDGER_REBUILD_FAILURES.inc()
+            raise LedgerRebuildError(f"the ledger of shift {f.shift.shift_id} cannot be computed: "
+                                     f"{type(exc).__name__}: {exc}") from exc
     if ledgers:
         async with conn.cursor() as cur:
             await stage_rows(cur, "staged_ledgers", "shift_ledger", _LEDGER_COLUMNS,

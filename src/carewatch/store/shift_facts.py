@@ -26,7 +26,9 @@ FROM shifts s
 LEFT JOIN packages p ON p.package_id = s.package_id
 LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
 LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
-WHERE s.shift_id = ANY(%s)"""
+WHERE s.shift_id = ANY(%s)
+ORDER BY s.shift_id"""
+_LOCKED = " FOR UPDATE OF s"
 
 _CLOCKS = """
 SELECT event_id, shift_id, carer_id, direction, at, method, lat, lon, accuracy_m
@@ -67,15 +69,17 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def load_shift_facts(conn: AsyncConnection[Any], shift_ids: Collection[str]) -> dict[str, ShiftFacts]:
-    """The facts of each named shift that exists, by shift id (three queries in all)."""
+async def load_shift_facts(conn: AsyncConnection[Any], shift_ids: Collection[str], *,
+                           lock: bool = False) -> dict[str, ShiftFacts]:
+    """The facts of each named shift that exists, by shift id (three queries in all); with `lock`, the
+    shift rows stay locked until the caller's transaction ends, taken in shift id order."""
     if not shift_ids:
         return {}
     ids = sorted(shift_ids)
     clocks: dict[str, list[ClockEvent]] = defaultdict(list)
     corrections: dict[str, list[Correction]] = defaultdict(list)
     async with conn.cursor() as cur:
-        await cur.execute(_SHIFTS, (ids,))
+        await cur.execute(_SHIFTS + _LOCKED if lock else _SHIFTS, (ids,))
         shift_rows = await cur.fetchall()
         await cur.execute(_CLOCKS, (ids,))
         for eid, sid, carer, direction, at, method, lat, lon, acc in await cur.fetchall():

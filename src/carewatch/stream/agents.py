@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from carewatch import metrics
 from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batches import BatchProcessor
@@ -22,26 +25,43 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
     @app.agent(topics.events, name="carewatch.care_events")
     async def care_events(stream: Any) -> None:
         # take_events (not take) keeps each message's key, which dead letters reuse; the batch
-        # is acknowledged only after this body returns, i.e. after it is committed.
+        # is acknowledged only after this body returns, i.e. after each of its messages has been
+        # applied or rejected.
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            try:
-                await processor.handle([(event.key, event.value) for event in batch])
-            except Exception:
-                # A bug must not stop the stream for everyone; the messages stay on the topic
-                # (its retention) for a replay once the cause is fixed.
-                log.exception("batch of %d messages failed", len(batch))
+            await handle_until_done(processor, batch)
 
     @app.timer(interval=HELD_SWEEP_SECONDS, name="carewatch.held_sweep")  # type: ignore[untyped-decorator]
     async def held_sweep() -> None:
         try:
             released, expired = await processor.sweep_held()
         except Exception:
+            metrics.SWEEP_FAILURES.labels(job="held_events").inc()
             log.exception("held-events sweep failed; it runs again shortly")
             return
         if released.released or expired:
-            log.info("held events: %d released, %d expired", released.released, len(expired))
+            log.info("held events: %d released, %d rejected", released.released, len(expired))
 
     return care_events
+
+
+async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> None:
+    """Hand one batch to the processor until it returns. The processor isolates bad events and
+    retries database trouble itself; should anything still escape it (a bug, the dead-letter topic
+    unreachable), the batch is tried again rather than acknowledged unapplied: events are
+    idempotent by event_id, so a second try changes nothing that the first committed."""
+    messages = [(event.key, event.value) for event in batch]
+    partitions = sorted({(event.message.tp.topic, event.message.tp.partition) for event in batch})
+    delay = 1.0
+    while True:
+        try:
+            await processor.handle(messages, partitions)
+            return
+        except Exception:
+            metrics.BATCHES_FAILED.labels(reason="unexpected").inc()
+            log.exception("a batch of %d messages failed; trying it again in %.0f s (not acknowledged)",
+                          len(messages), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def topic_dead_letters(topics: Topics) -> Any:
