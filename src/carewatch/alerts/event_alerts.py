@@ -1,9 +1,10 @@
 """Alerts raised or resolved by the events of a batch, inside the batch's own transaction.
 
-On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH, DOUBLE_BOOKED_CARER. On a
-clock-out: SHORT_VISIT and OVERRUN (once the carer has no open attendance on the visit) and the
-end of a double booking. For every visit an event touched, the absence rules run again, so a
-clock-in, clock-out, correction or cancellation resolves LATE_START, MISSED_VISIT,
+On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH. On a clock-out: SHORT_VISIT and
+OVERRUN (once the carer has no open attendance on the visit). On any attendance change: the carer's
+DOUBLE_BOOKED_CARER by event time (alerts/double_booking.py). On a carer's registration: their
+UNKNOWN_CARER alerts with that provider auto-resolve. For every visit an event touched, the absence
+rules run again, so a clock-in, clock-out, correction or cancellation resolves LATE_START, MISSED_VISIT,
 PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE at once (with late data when it proves the carer was there).
 """
 
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 
 from carewatch.alerts.bus import AlertBus
+from carewatch.alerts.double_booking import double_booking_alerts
 from carewatch.alerts.store import (
     Alert,
     apply_decisions,
@@ -36,8 +38,7 @@ log = logging.getLogger(__name__)
 VISIT_EVENTS = frozenset(
     {"visit.clock_in", "visit.clock_out", "visit.corrected", "shift.cancelled", "shift.updated"}
 )
-# How far back a carer's clock events are read to find visits they are still clocked in on.
-OPEN_VISIT_WINDOW = timedelta(days=1)
+ATTENDANCE_EVENTS = frozenset({"visit.clock_in", "visit.clock_out", "visit.corrected"})
 
 
 def _location(raw: Any) -> Location | None:
@@ -79,24 +80,19 @@ def _attended(ledgers: Mapping[str, ShiftLedger], keys: set[tuple[str, str]]) ->
     return {k: v for k, v in found.items() if k not in open_pairs}
 
 
-async def _open_visits(
-    conn: AsyncConnection[Any], carer_ids: Sequence[str], since: datetime
-) -> dict[str, list[str]]:
-    """Shifts each carer is clocked in on now: their latest clock event there is a clock-in."""
-    cur = await conn.execute(
-        """SELECT carer_id, shift_id FROM (
-               SELECT DISTINCT ON (carer_id, shift_id) carer_id, shift_id, direction FROM clock_events
-               WHERE carer_id = ANY(%s) AND at >= %s
-               ORDER BY carer_id, shift_id, at DESC, direction DESC) last
-           WHERE direction = 'in' AND NOT EXISTS (
-               SELECT 1 FROM visit_corrections v
-               WHERE v.shift_id = last.shift_id AND v.carer_id = last.carer_id)""",
-        (list(carer_ids), since),
-    )
-    found: dict[str, list[str]] = {c: [] for c in carer_ids}
-    for carer, shift in await cur.fetchall():
-        found[carer].append(shift)
-    return found
+_UNKNOWN_FOR = """
+SELECT subject_id, carer_id, provider_id FROM alerts
+WHERE kind = 'UNKNOWN_CARER' AND status IN ('open', 'acknowledged') AND carer_id = ANY(%s)"""
+
+
+async def registration_decisions(conn: AsyncConnection[Any], registrations: Sequence[CareEvent]) -> list[AlertDecision]:
+    """UNKNOWN_CARER auto-resolves (caused by late data) once the carer's registration with the
+    shift's provider arrives: it was read after the clock-in, often from another partition."""
+    registered = {e.payload["carer_id"]: e.payload["provider_id"] for e in registrations}
+    cur = await conn.execute(_UNKNOWN_FOR, (sorted(registered),))
+    return [AlertDecision("resolve", rules.AlertKind.UNKNOWN_CARER, "carer", subject, carer_id=carer,
+                          provider_id=provider, late_data=True)
+            for subject, carer, provider in await cur.fetchall() if registered.get(carer) == provider]
 
 
 async def apply_event_alerts(
@@ -112,14 +108,15 @@ async def apply_event_alerts(
     `facts` and `ledgers` are the batch's, read and rebuilt after its events were stored; they
     cover every shift the events name.
     """
+    decisions: list[AlertDecision] = []
+    registrations = [e for e in events if e.type == "carer.registered"]
+    if registrations:
+        decisions += await registration_decisions(conn, registrations)
     touching = [e for e in events if e.type in VISIT_EVENTS]
-    if not touching:
-        return []
     visits = {
         shift_id: visit_state(facts[shift_id], thresholds)
         for shift_id in sorted({e.payload["shift_id"] for e in touching}) if shift_id in facts
     }
-    decisions: list[AlertDecision] = []
     for visit, th in visits.values():
         decisions += visit_decisions(visit, th, now)
 
@@ -154,15 +151,16 @@ async def apply_event_alerts(
         else:
             found = []
         decisions += [d for d in found if d is not None]
-    if clocks:
-        since = min(e.occurred_at for e in clocks) - OPEN_VISIT_WINDOW
-        for carer, shift_ids in (await _open_visits(conn, carer_ids, since)).items():
-            registered = carers.get(carer)
-            decisions.append(rules.double_booked(carer, registered[0] if registered else None, shift_ids))
-    if not decisions:
-        return []
-    kinds = {d.kind for d in decisions}
-    return await apply_decisions(conn, worth_applying(decisions, await open_subjects(conn, kinds)), now)
+    changed: list[Alert] = []
+    if decisions:
+        kinds = {d.kind for d in decisions}
+        changed = await apply_decisions(conn, worth_applying(decisions, await open_subjects(conn, kinds)), now)
+    # A carer's attendance moved (clock events, corrections): their overlaps by event time.
+    moved = [e for e in touching if e.type in ATTENDANCE_EVENTS and e.payload["shift_id"] in visits]
+    if moved:
+        earliest = min(e.occurred_at for e in moved)
+        changed += await double_booking_alerts(conn, {e.payload["carer_id"] for e in moved}, earliest, now)
+    return changed
 
 
 class HasAlerts(Protocol):

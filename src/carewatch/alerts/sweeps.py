@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
+from carewatch.alerts.double_booking import sweep_double_bookings
 from carewatch.alerts.store import Alert, apply_decisions, open_subjects, worth_applying
 from carewatch.domain import alert_rules as rules
 from carewatch.domain.alert_rules import (
@@ -162,7 +163,12 @@ def visit_decisions(visit: VisitState, th: Thresholds, now: datetime) -> list[Al
 
 
 async def sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
-    """LATE_START, MISSED_VISIT, PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE, raised and resolved."""
+    """LATE_START, MISSED_VISIT, PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE, raised and resolved; and
+    DOUBLE_BOOKED_CARER for overlaps that began, by this clock, after their events were processed."""
+    return await _sweep_absences(conn, now, config) + await sweep_double_bookings(conn, now, config.lookback)
+
+
+async def _sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
     cur = await conn.execute(
         _ABSENCE_CANDIDATES,
         {

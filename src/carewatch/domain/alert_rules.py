@@ -321,17 +321,6 @@ def unknown_carer(shift: Shift, carer_id: str, registered_provider_id: str | Non
                            registered_provider_id=registered_provider_id)
 
 
-def double_booked(carer_id: str, provider_id: str | None, open_shift_ids: Sequence[str]) -> AlertDecision:
-    """A carer clocked in on two or more shifts at once; resolves when at most one stays open."""
-    open_ids = sorted(set(open_shift_ids))
-    if len(open_ids) < 2:
-        return AlertDecision("resolve", AlertKind.DOUBLE_BOOKED_CARER, "carer", carer_id, carer_id=carer_id)
-    return AlertDecision("raise", AlertKind.DOUBLE_BOOKED_CARER, "carer", carer_id,
-                         f"Carer {carer_id} is clocked in on {len(open_ids)} visits at once: "
-                         f"{', '.join(open_ids)}",
-                         carer_id=carer_id, provider_id=provider_id, details={"shift_ids": open_ids})
-
-
 @dataclass(frozen=True)
 class PackageDelivery:
     """A package's last 7 days of delivery, for UNDER_DELIVERY and OVER_DELIVERY."""
