@@ -20,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from carewatch import metrics
 from carewatch.alerts.bus import AlertBus, Channels
 from carewatch.alerts.lease import Lease
 from carewatch.alerts.store import Alert
@@ -67,7 +68,9 @@ class AlertScheduler:
                 changed = await sweep(conn, now, self.config)
                 await conn.commit()
         except Exception:
-            # A sweep that fails (database restarting, say) is retried on the next tick.
+            # A sweep that fails (database restarting, say) is retried on the next tick; counted, so
+            # that a sweep failing every second shows on a dashboard, not only in the log.
+            metrics.SWEEP_FAILURES.labels(job=name).inc()
             log.exception("%s sweep failed at %s", name, now.isoformat())
             return []
         self.sweeps_run += 1
