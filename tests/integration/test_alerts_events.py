@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences
+from carewatch.pipeline.batch import apply_batch
 from carewatch.schema.events import CareEvent, validate_event
-from carewatch.store.ingest import apply_batch
 
 pytestmark = pytest.mark.services
 

@@ -16,9 +16,9 @@ import pytest
 from carewatch import metrics
 from carewatch.clock import FixedClock
 from carewatch.domain import attendance
+from carewatch.pipeline import processor as batches
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.store.db import make_pool
-from carewatch.stream import batches
-from carewatch.stream.batches import BatchProcessor
 from integrity_feed import clock, event, lines, setup, shift
 
 pytestmark = pytest.mark.services
@@ -78,7 +78,7 @@ async def test_an_event_that_breaks_the_batch_is_found_by_splitting_and_rejected
             raise OverflowError("date value out of range")
         return real(shift, *args)
 
-    monkeypatch.setattr("carewatch.store.ledgers.shift_ledger", ledger)
+    monkeypatch.setattr("carewatch.pipeline.batch.shift_ledger", ledger)
     feed = [*setup()]
     for n in range(20):
         feed += [shift(f"s{n}", f"SH-{n}", "PKG-100", "PRV-ACORN", "2026-04-06T09:00:00Z", "2026-04-06T10:00:00Z"),

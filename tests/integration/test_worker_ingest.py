@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from carewatch.pipeline.batch import apply_batch, release_held
 from carewatch.schema.events import CareEvent, Rejection, validate_event
-from carewatch.store.ingest import apply_batch, expire_held, release_held
+from carewatch.store.held import expire_held
 from carewatch.store.rejects import record_rejections
 from support import contract_lines
 

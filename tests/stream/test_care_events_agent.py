@@ -13,12 +13,12 @@ import psycopg
 import pytest
 
 from carewatch.clock import FixedClock
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.schema.events import message_key
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
 from carewatch.stream.agents import register_agents
 from carewatch.stream.app import create_app, make_topics
-from carewatch.stream.batches import BatchProcessor
 from support import contract_lines
 
 pytestmark = pytest.mark.services

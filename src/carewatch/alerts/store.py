@@ -374,3 +374,14 @@ async def record_settled(conn: AsyncConnection[Any], decisions: Sequence[AlertDe
                 await _record(conn, row["id"], change.status, now, by, change.note)
             changed.append(_alert(row, changes))
     return changed
+
+
+_UNKNOWN_CARERS = """
+SELECT subject_id, carer_id, provider_id FROM alerts
+WHERE kind = 'UNKNOWN_CARER' AND status IN ('open', 'acknowledged') AND carer_id = ANY(%s)"""
+
+
+async def open_unknown_carers(conn: AsyncConnection[Any], carer_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+    """The open UNKNOWN_CARER alerts of these carers, as (subject, carer, the shift's provider)."""
+    cur = await conn.execute(_UNKNOWN_CARERS, (list(carer_ids),))
+    return [(str(s), str(c), str(p)) for s, c, p in await cur.fetchall()]

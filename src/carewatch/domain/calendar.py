@@ -96,12 +96,16 @@ DEFAULT_ZONE = "Europe/London"
 
 
 @lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name`; an unknown name falls back to Europe/London rather than stop the stream."""
+def zone(name: str | None, default: ZoneInfo | None = None) -> ZoneInfo:
+    """The IANA zone `name`; none, or an unknown name, falls back to `default` (the deployment's,
+    CAREWATCH_TIMEZONE) or Europe/London rather than stop the stream."""
+    fallback = default or ZoneInfo(DEFAULT_ZONE)
+    if not name:
+        return fallback
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
+        return fallback
 
 
 def local_midnight(d: date, tz: ZoneInfo) -> datetime:

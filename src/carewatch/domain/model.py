@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Band = Literal["day", "night", "weekend", "bank_holiday"]
 BANDS: tuple[Band, ...] = ("bank_holiday", "weekend", "night", "day")  # highest precedence first
@@ -143,3 +144,18 @@ class ShiftLedger:
     open_attendances: int = 0
     distinct_carers: int = 0
     attendance: tuple[AttendancePair, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShiftFacts:
+    """Everything stored about one shift: what its ledger and its visit alert rules start from."""
+
+    shift: Shift
+    rates: tuple[Rate, ...]  # the package's
+    timezone: str | None  # the commissioner's; None when unknown
+    commissioner_id: str | None
+    cancelled_at: datetime | None
+    package_thresholds: Mapping[str, Any]
+    commissioner_thresholds: Mapping[str, Any]
+    clocks: tuple[ClockEvent, ...]
+    corrections: tuple[Correction, ...]  # oldest first: the last one per carer is the one that counts

@@ -10,9 +10,9 @@ from typing import Any
 import faust
 
 from carewatch import metrics
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.settings import Settings
 from carewatch.stream.app import Topics
-from carewatch.stream.batches import BatchProcessor
 
 log = logging.getLogger(__name__)
 

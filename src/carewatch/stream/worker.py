@@ -10,15 +10,14 @@ import faust
 import psycopg
 import redis.asyncio as aioredis
 
-from carewatch.alerts.bus import AlertBus, Channels
-from carewatch.alerts.event_alerts import publishing_listener
+from carewatch.alerts.bus import AlertBus, Channels, publishing_listener
 from carewatch.clock import parse_clock
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
 from carewatch.stream.agents import register_agents, topic_dead_letters
 from carewatch.stream.app import create_app, ensure_topics, make_topics
-from carewatch.stream.batches import BatchProcessor
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
     pool = make_pool(settings.database_url, min_size=1, max_size=4)
     processor = BatchProcessor(pool, topic_dead_letters(topics), parse_clock(settings.clock),
                                hold_limit_seconds=settings.hold_limit_seconds)
-    # Alerts changed by a batch are published on Redis after its commit (alerts/event_alerts.py).
+    # Alerts changed by a batch are published on Redis after its commit (alerts/bus.publishing_listener).
     bus = AlertBus(aioredis.Redis.from_url(settings.redis_url), Channels.for_settings(settings))
     processor.listeners.append(publishing_listener(bus))
     register_agents(app, settings, topics, processor)

@@ -1,4 +1,4 @@
-"""One batch of care-event messages: validate, apply in one transaction, dead-letter the rejects.
+"""One batch of care-event messages: validate, apply (pipeline/batch.py), record and dead-letter the rejects.
 
 Kept apart from faust so it can be driven by the agent, by tests, or by a benchmark alike.
 Bad input never raises out of here: one event's trouble costs only that event (the batch is split
@@ -21,9 +21,10 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from carewatch import metrics
 from carewatch.clock import Clock
+from carewatch.pipeline.batch import apply_batch, release_held
+from carewatch.pipeline.outcome import BatchOutcome, merge_outcomes
 from carewatch.schema.events import CareEvent, Rejection, message_key, validate_event
-from carewatch.store.held import resolvable_ids, take_held
-from carewatch.store.ingest import BatchOutcome, apply_batch, expire_held, release_held
+from carewatch.store.held import expire_held, resolvable_ids, take_held
 from carewatch.store.rejects import record_rejections
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class BatchProcessor:
         middle = len(items) // 2
         first, bad_first = await self._isolate(items[:middle], attempt)
         second, bad_second = await self._isolate(items[middle:], attempt)
-        return _merge(first, second), [*bad_first, *bad_second]
+        return merge_outcomes(first, second), [*bad_first, *bad_second]
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """Run `attempt` until the database lets it finish; meanwhile this batch's partitions are
@@ -250,10 +251,3 @@ class BatchProcessor:
                 await listener(outcome)
             except Exception:
                 log.exception("a batch listener failed; the batch itself is committed")
-
-
-def _merge(a: BatchOutcome, b: BatchOutcome) -> BatchOutcome:
-    return BatchOutcome(a.applied + b.applied, a.duplicates + b.duplicates, a.held + b.held,
-                        a.released + b.released, a.rejected + b.rejected,
-                        tuple(sorted(set(a.affected_shift_ids) | set(b.affected_shift_ids))),
-                        a.applied_events + b.applied_events, a.alerts + b.alerts, a.rejections + b.rejections)
