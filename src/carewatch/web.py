@@ -23,11 +23,11 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
 from carewatch.clock import Clock, parse_clock
 from carewatch.graphql.alerts_hub import hub_for
 from carewatch.graphql.context import Context, build_context
+from carewatch.graphql.over_http import GraphQLOverHTTP
 from carewatch.graphql.schema import build_schema
 from carewatch.ingest_http import EventProducer, post_events
 from carewatch.security.gate import AccessGate, Authenticator, viewer_in_scope
@@ -64,7 +64,7 @@ def app_state(connection: HTTPConnection) -> AppState:
     return state
 
 
-class CarewatchGraphQL(GraphQL[Context, None]):
+class CarewatchGraphQL(GraphQLOverHTTP):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:
