@@ -30,6 +30,7 @@ from carewatch.graphql.context import Context, build_context
 from carewatch.graphql.over_http import GraphQLOverHTTP
 from carewatch.graphql.schema import build_schema
 from carewatch.ingest_http import EventProducer, post_events
+from carewatch.pages import board_routes, graphiql_page, graphiql_routes
 from carewatch.security.gate import AccessGate, Authenticator, viewer_in_scope
 from carewatch.security.rate_limit import IngestRateLimiter
 from carewatch.security.tokens import TokenCache
@@ -70,6 +71,9 @@ class CarewatchGraphQL(GraphQLOverHTTP):
     ) -> Context:
         state = app_state(request)
         return build_context(request, response, pool=state.pool, clock=state.clock, settings=state.settings)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_page()  # from the package's vendored files, not a CDN
 
 
 async def events(request: Request) -> Response:
@@ -155,6 +159,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         Route("/events", events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *board_routes(),
+        *([] if settings.production else graphiql_routes()),
     ]
     # The access gate (security/gate.py) answers every unauthenticated or oversized request
     # before it reaches a route; it reads "pool" and "redis" from the lifespan state.
