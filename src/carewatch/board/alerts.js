@@ -187,13 +187,14 @@ export class AlertsView {
     },
       h("td", {}, h("span", { class: `badge severity-${alert.severity}` },
         h("span", { "aria-hidden": "true" }, `${SEVERITY_MARK[alert.severity] || ""} `), words(alert.severity))),
-      h("td", {}, words(alert.kind)),
+      h("td", { class: "nowrap" }, words(alert.kind),
+        this.fresh.has(alert.id) ? h("span", { class: "new-tag" }, "New") : ""),
       h("td", { class: "message" }, h("button", {
         type: "button", class: "link", "data-alert-id": alert.id, "aria-controls": "alert-detail",
         "aria-expanded": selected ? "true" : "false", onclick: () => this.select(alert.id),
       }, alert.message || `${words(alert.kind)} on ${alert.subjectId}`)),
-      h("td", {}, alert.providerId || "–"),
-      h("td", {}, h("time", { datetime: alert.raisedAt }, dateTime(alert.raisedAt))),
+      h("td", { class: "nowrap" }, alert.providerId || "–"),
+      h("td", { class: "nowrap" }, h("time", { datetime: alert.raisedAt }, dateTime(alert.raisedAt))),
       h("td", {}, h("span", { class: `status status-${alert.status}` }, words(alert.status))),
     );
   }
@@ -233,11 +234,6 @@ export class AlertsView {
         `${words(alert.kind)}: ${alert.subjectId}`),
       h("p", { class: "detail-message" }, alert.message),
       h("dl", { class: "facts" }, ...facts.filter(([, v]) => v).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-      h("h4", {}, "History"),
-      h("ol", { class: "history" }, ...(alert.history || []).map((change) => h("li", {},
-        h("time", { datetime: change.changedAt }, dateTime(change.changedAt)), " ",
-        h("strong", {}, words(change.status)), ` by ${change.changedBy}`,
-        change.note ? h("span", { class: "note" }, `: ${change.note}`) : ""))),
       h("form", { class: "act", onsubmit: (event) => event.preventDefault() },
         h("label", { for: "alert-note" }, "Note"),
         note,
@@ -249,7 +245,12 @@ export class AlertsView {
             onclick: () => this.act(alert.id, "acknowledge") }, "Acknowledge"),
           h("button", { type: "button", id: "resolve", disabled: done,
             onclick: () => this.act(alert.id, "resolve") }, "Resolve")),
-        feedback));
+        feedback),
+      h("h4", {}, "History"),
+      h("ol", { class: "history" }, ...(alert.history || []).map((change) => h("li", {},
+        h("time", { datetime: change.changedAt }, dateTime(change.changedAt)), " ",
+        h("strong", {}, words(change.status)), ` by ${change.changedBy}`,
+        change.note ? h("span", { class: "note" }, `: ${change.note}`) : ""))));
   }
 
   async act(id, action) {
