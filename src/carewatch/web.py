@@ -1,4 +1,4 @@
-"""The API process: Starlette serving /graphql, POST /events, /healthz and /metrics.
+"""The API process: Starlette serving /graphql, POST /events, /healthz, /metrics and the alert board.
 
 `create_app` builds the app; its lifespan owns every resource (the PostgreSQL pool, the Redis
 client, the Kafka producer) and hands them to requests as typed state.

@@ -7,8 +7,9 @@
   const subscriptionUrl = url.replace(/^http/, "ws");
   const TEMPLATE = JSON.stringify({ Authorization: "Bearer <paste a token from: carewatch token create>" }, null, 2);
   const EXAMPLE = [
-    "# Carewatch GraphQL. Put your token in the Headers tab below, then re-fetch the schema",
-    "# (the circular arrow on the left, or Shift+Ctrl+R). Run with Ctrl+Enter.",
+    "# Carewatch GraphQL. Your token goes in the Headers tab below;",
+    "# then re-fetch the schema (the circular arrows, or Shift+Ctrl+R).",
+    "# Run with Ctrl+Enter.",
     "",
     "{",
     "  clock { now speed simulated }",
