@@ -95,14 +95,19 @@ export class AlertsView {
     try {
       const data = await this.client.query(LIST, { filter: { since }, first: 500 });
       const before = new Set(this.alerts.keys());
+      const critical = [];
       for (const edge of data.alerts.edges) {
         const alert = edge.node;
-        if (!before.has(alert.id)) this.fresh.add(alert.id);
+        if (!before.has(alert.id)) {
+          this.fresh.add(alert.id);
+          if (alert.severity === "critical" && alert.status === "open") critical.push(alert);
+        }
         this.merge(alert);
       }
       this.render();
       const missed = data.alerts.edges.length;
       if (missed) this.announce(`${missed} alert${missed === 1 ? "" : "s"} changed while the board was offline.`);
+      for (const alert of critical) this.announce(`Critical alert: ${words(alert.kind)}. ${alert.message}`, "assertive");
     } catch (failure) {
       this.error.textContent = `Could not catch up: ${failure.message}`;
     }
