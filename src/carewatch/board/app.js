@@ -77,6 +77,7 @@ class Session {
     $("sign-in").hidden = true;
     $("board").hidden = false;
     $("sign-out").hidden = false;
+    $("clock").hidden = false;
     $("sign-out").addEventListener("click", () => signOut(""));
     const scope = this.me.commissionerId || this.me.providerId;
     $("who").hidden = false;
