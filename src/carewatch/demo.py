@@ -24,6 +24,7 @@ import httpx
 from websockets.typing import Subprotocol
 
 from carewatch.clock import AcceleratedClock
+from carewatch.domain.model import DEFAULT_TIMEZONE
 from carewatch.embedded import EmbeddedServices, start_postgres, start_redis
 from carewatch.schema.migrate import drop_database, ensure_database, migrate
 from carewatch.services import Broker, ServiceUnavailable, check_postgres, check_redis, start_broker
@@ -269,7 +270,7 @@ def _services(args: argparse.Namespace, env: Mapping[str, str], home: Path,
 
 def run_demo(args: argparse.Namespace) -> int:
     env = dict(os.environ)
-    tz = ZoneInfo(env.get("CAREWATCH_TIMEZONE", "").strip() or "Europe/London")
+    tz = ZoneInfo(env.get("CAREWATCH_TIMEZONE", "").strip() or DEFAULT_TIMEZONE)
     home = Path.cwd() / ".carewatch"
     home.mkdir(exist_ok=True)
     embedded = EmbeddedServices()

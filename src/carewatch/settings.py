@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from carewatch.domain.model import DEFAULT_TIMEZONE
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -46,7 +48,7 @@ class Settings:
     redis_url: str = field(default_factory=lambda: _env("CAREWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     """Redis for pub/sub fan-out and the scheduler lease."""
 
-    timezone: str = field(default_factory=lambda: _env("CAREWATCH_TIMEZONE", "Europe/London"))
+    timezone: str = field(default_factory=lambda: _env("CAREWATCH_TIMEZONE", DEFAULT_TIMEZONE))
     """Default IANA time zone for local rules (bands, weeks) when a commissioner names none."""
 
     events_topic: str = field(default_factory=lambda: _env("CAREWATCH_EVENTS_TOPIC", "care-events"))

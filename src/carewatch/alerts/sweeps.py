@@ -25,6 +25,7 @@ from carewatch.domain.alert_rules import (
     PackageDelivery,
     VisitState,
 )
+from carewatch.domain.model import DEFAULT_TIMEZONE
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds, resolve_thresholds
 from carewatch.domain.visits import visit_decisions, visit_state
 from carewatch.store.shift_facts import load_shift_facts
@@ -48,7 +49,7 @@ WEEK = timedelta(days=7)
 class SweepConfig:
     thresholds: Thresholds = DEFAULT_THRESHOLDS  # the global settings
     lookback: timedelta = timedelta(days=2)  # shifts that started this long ago are still watched
-    timezone: str = "Europe/London"  # for "the day" of the National Living Wage and package periods
+    timezone: str = DEFAULT_TIMEZONE  # for "the day" of the National Living Wage and package periods
 
 
 _TH = "carewatch_threshold(p.thresholds, ct.thresholds, '{name}', %(d_{name})s) * interval '1 minute'"

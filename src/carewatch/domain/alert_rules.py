@@ -19,6 +19,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any, Literal
 
+from carewatch.domain.deadlines import late_deadline, lone_worker_deadline, missed_deadline, partial_deadline
 from carewatch.domain.model import Location, Shift
 from carewatch.domain.thresholds import Thresholds
 
@@ -142,22 +143,6 @@ def _visit(action: Action, kind: AlertKind, visit: VisitState, message: str = ""
 
 def _when(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def late_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.starts_at + _minutes(th.late_start_minutes)
-
-
-def missed_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.starts_at + _minutes(th.missed_visit_minutes)
-
-
-def partial_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.starts_at + _minutes(th.partial_attendance_minutes)
-
-
-def lone_worker_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.ends_at + _minutes(th.lone_worker_overdue_minutes)
 
 
 def _no_show(kind: AlertKind, visit: VisitState, deadline: datetime, now: datetime,

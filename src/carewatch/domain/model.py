@@ -8,6 +8,10 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+# The default IANA time zone of local rules (DOMAIN.md "Time"); a deployment sets its own with
+# CAREWATCH_TIMEZONE and a commissioner with its registration. Written nowhere else.
+DEFAULT_TIMEZONE = "Europe/London"
+
 Band = Literal["day", "night", "weekend", "bank_holiday"]
 BANDS: tuple[Band, ...] = ("bank_holiday", "weekend", "night", "day")  # highest precedence first
 
@@ -55,7 +59,7 @@ class Package:
     contingency_pence: int
     plan: tuple[PlanLine, ...]
     rates: tuple[Rate, ...]
-    timezone: str = "Europe/London"
+    timezone: str = DEFAULT_TIMEZONE
     mechanism: str = "commissioned"
     thresholds: tuple[tuple[str, float], ...] = ()
     person_location: Location | None = None
