@@ -58,9 +58,9 @@ def test_the_standby_scheduler_takes_over_when_the_active_one_is_killed(
     processes: list[subprocess.Popen[bytes]] = []
 
     def start(n: int) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"scheduler-{n}.log", "wb")  # noqa: SIM115 - the child keeps it
-        process = subprocess.Popen([sys.executable, "-m", "carewatch", "scheduler"], env=env, cwd=ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        with open(tmp_path / f"scheduler-{n}.log", "wb") as log:  # the child keeps its own descriptor
+            process = subprocess.Popen([sys.executable, "-m", "carewatch", "scheduler"], env=env, cwd=ROOT,
+                                       stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         return process
 
