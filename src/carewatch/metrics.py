@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_ACCEPTED = Counter("carewatch_events_accepted_total", "Care events applied, by event type.", ["type"])
 EVENTS_REJECTED = Counter(
@@ -28,3 +28,45 @@ SUBSCRIBERS_DROPPED = Counter(
     "carewatch_subscribers_dropped_total",
     "GraphQL subscriptions closed (websocket code 4413) because their client fell too far behind.",
 )
+CONSUMER_LAG = Gauge(
+    "carewatch_consumer_lag",
+    "Messages on the input topic not yet processed by this worker, by partition (after its latest batch).",
+    ["topic", "partition"],
+)
+ALERTS_RAISED = Counter(
+    "carewatch_alerts_raised_total", "Alerts raised (opened), by kind and by what raised them (event or sweep).",
+    ["kind", "source"],
+)
+EVENT_TO_ALERT_SECONDS = Histogram(
+    "carewatch_event_to_alert_seconds",
+    "From a care event's Kafka record timestamp to the alert it raised being published on Redis "
+    "(the batch's oldest record is taken: an upper bound).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
+)
+SWEEP_RUNS = Counter("carewatch_sweep_runs_total", "Scheduler sweeps run to completion, by job.", ["job"])
+SWEEP_FAILURES = Counter(
+    "carewatch_sweep_failures_total", "Scheduler sweeps that failed (retried on the next tick), by job.", ["job"]
+)
+SWEEP_SECONDS = Histogram(
+    "carewatch_sweep_seconds", "Time one scheduler sweep took, by job.", ["job"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+SUBSCRIBERS = Gauge(
+    "carewatch_subscribers", "GraphQL subscriptions open on this API process, by Redis channel.", ["channel"]
+)
+API_REQUESTS = Counter(
+    "carewatch_api_requests_total", "HTTP requests the API answered, by route, method and status code.",
+    ["route", "method", "status"],
+)
+API_REQUEST_SECONDS = Histogram(
+    "carewatch_api_request_seconds", "Time to answer one HTTP request, by route and method.",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def serve_metrics(port: int, host: str) -> None:
+    """Serve this process's metrics over HTTP on host:port (the worker's and the scheduler's)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)

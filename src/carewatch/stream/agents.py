@@ -7,8 +7,10 @@ from typing import Any
 
 import faust
 
+from carewatch.logs import Outage
 from carewatch.settings import Settings
 from carewatch.stream.app import Topics
+from carewatch.stream.batch_metrics import observe_batch
 from carewatch.stream.batches import BatchProcessor
 
 log = logging.getLogger(__name__)
@@ -25,19 +27,23 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         # is acknowledged only after this body returns, i.e. after it is committed.
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
             try:
-                await processor.handle([(event.key, event.value) for event in batch])
+                outcome = await processor.handle([(event.key, event.value) for event in batch])
+                observe_batch(app.consumer, batch, outcome)
             except Exception:
                 # A bug must not stop the stream for everyone; the messages stay on the topic
                 # (its retention) for a replay once the cause is fixed.
                 log.exception("batch of %d messages failed", len(batch))
 
+    held_outage = Outage(log, "the held-events sweep", retrying=f"retrying every {HELD_SWEEP_SECONDS:g} s")
+
     @app.timer(interval=HELD_SWEEP_SECONDS, name="carewatch.held_sweep")  # type: ignore[untyped-decorator]
     async def held_sweep() -> None:
         try:
             released, expired = await processor.sweep_held()
-        except Exception:
-            log.exception("held-events sweep failed; it runs again shortly")
+        except Exception as exc:  # the database away, most likely: said once, not every 2 s
+            held_outage.failed(exc)
             return
+        held_outage.ok()
         if released.released or expired:
             log.info("held events: %d released, %d expired", released.released, len(expired))
 

@@ -20,10 +20,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from carewatch import metrics
 from carewatch.clock import Clock
+from carewatch.logs import Outage
 from carewatch.schema.events import CareEvent, Rejection, message_key, validate_event
 from carewatch.store.ingest import BatchOutcome, apply_batch, expire_held, release_held
 
 log = logging.getLogger(__name__)
+DATABASE = Outage(log, "PostgreSQL (applying batches)", retrying="retrying the batch with backoff up to 30 s")
 
 Message = tuple[bytes | None, bytes | None]  # (key, value) as taken from the topic
 
@@ -117,7 +119,9 @@ class BatchProcessor:
         while True:
             try:
                 async with self.pool.connection() as conn:
-                    return await apply_batch(conn, events, rejections, self.source, self.clock.now()), []
+                    outcome = await apply_batch(conn, events, rejections, self.source, self.clock.now())
+                DATABASE.ok()
+                return outcome, []
             except _DATA_ERRORS as exc:
                 if not events:
                     # Only rejections were being recorded: they still reach the dead-letter topic.
@@ -133,8 +137,7 @@ class BatchProcessor:
                 outcome, _ = await self._apply([], [*rejections, *unstorable])
                 return outcome, unstorable
             except (psycopg.Error, OSError) as exc:
-                log.error("database error applying a batch of %d events; retrying in %.1fs: %s",
-                          len(events), delay, exc)
+                DATABASE.failed(exc)  # logged when the outage starts and when it ends, not every retry
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
 
