@@ -65,12 +65,15 @@ def _epilog(names: Sequence[str]) -> str:
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from carewatch.schema.migrate import ensure_database, migrate
+    from carewatch.schema.migrate import MigrationError, ensure_database, migrate
 
     check_postgres(settings.database_url)
     if ensure_database(settings.database_url):
         print("migrate: created the database", flush=True)
-    migrate(settings.database_url, log=True)
+    try:
+        migrate(settings.database_url, log=True)
+    except MigrationError as exc:
+        raise ServiceUnavailable(str(exc)) from None
     return 0
 
 

@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 
 from carewatch import metrics
 from carewatch.alerts.store import Alert
+from carewatch.domain.alert_rules import AlertKind
 from carewatch.logs import Outage
 from carewatch.settings import Settings
 
@@ -76,6 +77,8 @@ class AlertBus:
         self.client = client
         self.channels = channels
         self.source = source  # what raises the alerts it publishes (the raised-alerts metric's label)
+        for kind in AlertKind:  # every series exists from the start, at zero
+            metrics.ALERTS_RAISED.labels(kind.value, source)
         self.outage = Outage(log, f"{redis_where(client)} (publishing alerts)",
                              retrying="alerts stay in the database and subscribers catch up with since")
 

@@ -51,6 +51,8 @@ class AlertHub:
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        for name in (channels.alerts, channels.shift_updates):  # both series exist from the start, at zero
+            metrics.SUBSCRIBERS.labels(name.rsplit(":", 1)[-1])
 
     def client(self) -> aioredis.Redis:
         # A new event loop (a test's second app, say) gets its own client and pump.

@@ -72,6 +72,7 @@ def run_worker(settings: Settings) -> int:
     # Logging is carewatch.logs' (set up by the command line): faust's own set-up would add a coloured
     # handler and a spinner, whose escape codes end up in log files.
     worker = faust.Worker(app, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker.spinner = None  # it writes cursor codes to standard output even when that is a file
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
