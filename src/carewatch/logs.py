@@ -83,9 +83,18 @@ def _client_mistake(error: BaseException | None) -> bool:
     return error is None or isinstance(error, (RefusedInput, GraphQLError))
 
 
+def _service_away(error: BaseException | None) -> bool:
+    """A GraphQL error caused by the database not answering (an outage, said elsewhere once)."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(error, (psycopg.OperationalError, PoolTimeout))
+
+
 class ClientMistakes(logging.Filter):
     """strawberry logs every GraphQL error at ERROR with its traceback; a client's mistake becomes one
-    INFO line instead, so tracebacks in the log are the server's own failures."""
+    INFO line instead, and a request that failed because the database is away one WARNING line, so
+    tracebacks in the log are the server's own faults."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name != "strawberry.execution":
@@ -94,6 +103,11 @@ class ClientMistakes(logging.Filter):
         if _client_mistake(error):
             record.msg, record.args = "GraphQL request refused: %s", (plain(str(record.msg)),)
             record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info, record.exc_text = None, None
+        elif _service_away(error):
+            record.msg, record.args = "GraphQL request failed, the database did not answer: %s", (
+                one_line(error) if error else "",)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info, record.exc_text = None, None
         return record.levelno >= logging.getLogger().getEffectiveLevel()
 

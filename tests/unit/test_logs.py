@@ -95,6 +95,18 @@ def test_a_client_mistake_is_one_info_line_and_a_server_fault_keeps_its_tracebac
     assert "ERROR strawberry.execution" in stream.getvalue()
 
 
+def test_a_request_failed_by_the_database_being_away_is_one_warning_line(restore_logging: None) -> None:
+    import psycopg
+    from graphql import GraphQLError
+
+    stream = _setup()
+    away = psycopg.OperationalError("connection failed: Connection refused\nIs the server running?")
+    logging.getLogger("strawberry.execution").error(GraphQLError(str(away), original_error=away), exc_info=away)
+    out = stream.getvalue()
+    assert "Traceback" not in out and len(out.splitlines()) == 1
+    assert "WARNING strawberry.execution: GraphQL request failed, the database did not answer: OperationalError" in out
+
+
 def test_bad_log_settings_are_refused_with_the_choices(restore_logging: None) -> None:
     with pytest.raises(SystemExit, match="CAREWATCH_LOG_FORMAT must be text or json"):
         setup_logging(Settings(log_format="xml"))
