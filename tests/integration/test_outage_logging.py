@@ -106,3 +106,41 @@ async def test_the_alert_hub_logs_a_redis_outage_once_at_each_end(
     assert said[0].startswith(f"{where} unavailable (ConnectionError: ") and "resubscribing" in said[0]
     assert said[1].startswith(f"{where} available again after ")
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_the_scheduler_logs_a_postgres_outage_once_at_each_end(redis_url: str, tmp_path: Path) -> None:
+    """On a PostgreSQL of the test's own (the embedded one the demo falls back to), stopped for a few
+    seconds under a running scheduler: one line when it goes, one when it is back, sweeping again."""
+    from carewatch.embedded import EmbeddedServices, start_postgres
+    from carewatch.schema.migrate import ensure_database, migrate
+
+    home = tmp_path / "home"
+    first = EmbeddedServices()
+    url = start_postgres(home, first, "carewatch_outage")
+    second = EmbeddedServices()
+    process: subprocess.Popen[bytes] | None = None
+    log_path = tmp_path / "scheduler.log"
+    try:
+        ensure_database(url)
+        migrate(url)
+        env = {**os.environ, "CAREWATCH_DATABASE_URL": url, "CAREWATCH_REDIS_URL": redis_url,
+               "CAREWATCH_REDIS_PREFIX": f"carewatch-test-{uuid.uuid4().hex[:8]}"}
+        with open(log_path, "wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "carewatch", "scheduler"], env=env, cwd=ROOT,
+                                       stdout=out, stderr=subprocess.STDOUT)
+        _until(lambda: "this scheduler is active" in log_path.read_text(), 30, "the lease")
+        time.sleep(1.5)
+        first.stop()
+        _until(lambda: "PostgreSQL (sweeps) unavailable" in log_path.read_text(), 15, "the outage line")
+        time.sleep(4)  # four ticks of the absence sweep against no database
+        assert start_postgres(home, second, "carewatch_outage") == url
+        _until(lambda: "PostgreSQL (sweeps) available again" in log_path.read_text(), 30, "the recovery line")
+    finally:
+        if process is not None:
+            _stop(process)
+        first.stop()
+        second.stop()
+    text = log_path.read_text()
+    assert "Traceback" not in text, text
+    assert text.count("unavailable") == 1 and text.count("available again") == 1, text
+    assert "skipped: maximum number of running instances" not in text, text

@@ -72,14 +72,16 @@ class AlertScheduler:
             metrics.SWEEP_RUNS.labels(job)
             metrics.SWEEP_FAILURES.labels(job)
 
-    async def _sweep(self, name: str, sweep: Sweep) -> list[Alert]:
+    async def _sweep(self, name: str, sweep: Sweep, every: float) -> list[Alert]:
         if not self.lease.held:
             return []
         job = JOBS[name]
         now = self.clock.now()
         started = time.perf_counter()
         try:
-            async with self.pool.connection() as conn:
+            # Wait for a connection less than the interval: with the database away, a sweep fails in time
+            # for the next tick rather than blocking it (and apscheduler warning each second it skipped one).
+            async with self.pool.connection(timeout=max(0.5, 0.8 * every)) as conn:
                 changed = await sweep(conn, now, self.config)
                 await conn.commit()
         except Exception as exc:
@@ -115,10 +117,10 @@ class AlertScheduler:
         return changed
 
     async def sweep_fast(self) -> list[Alert]:
-        return await self._sweep("absence", sweep_absences)
+        return await self._sweep("absence", sweep_absences, self.intervals.fast_seconds)
 
     async def sweep_slow(self) -> list[Alert]:
-        return await self._sweep("delivery/pattern/pay", sweep_slow)
+        return await self._sweep("delivery/pattern/pay", sweep_slow, self.intervals.slow_seconds)
 
     async def start(self) -> None:
         await self.lease.tick()
