@@ -9,9 +9,22 @@ import pytest
 from carewatch.services import Broker, check_postgres, check_redis, start_broker
 from support import ADMIN_URL, REDIS_URL, drop_created_databases, make_database
 
+# Fixtures that reach a real service: a test using any of them must carry the `services` marker,
+# so that `-m "not services"` runs exactly the tests that need nothing but Python.
+SERVICE_FIXTURES = frozenset({"database_url", "fresh_database_url", "redis_url", "broker"})
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     drop_created_databases()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("services") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use a service fixture but are not marked `services`:\n  "
+                                + "\n  ".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ import psycopg
 from websockets.typing import Subprotocol
 
 from carewatch.clock import AcceleratedClock
+from carewatch.domain.model import DEFAULT_TIMEZONE
 from carewatch.embedded import EmbeddedServices, start_postgres, start_redis
 from carewatch.firsthour import (
     APPLICATION,
@@ -198,7 +199,7 @@ def _preflight(args: argparse.Namespace) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     env = dict(os.environ)
-    tz = ZoneInfo(env.get("CAREWATCH_TIMEZONE", "").strip() or "Europe/London")
+    tz = ZoneInfo(env.get("CAREWATCH_TIMEZONE", "").strip() or DEFAULT_TIMEZONE)
     try:
         _preflight(args)
     except ServiceUnavailable as exc:

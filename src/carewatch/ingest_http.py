@@ -18,15 +18,18 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from carewatch.clock import Clock
+from carewatch.domain.ownership import named_packages, named_shifts
 from carewatch.metrics import EVENTS_REJECTED
 from carewatch.schema.events import CareEvent, Rejection, message_key, validate_event
 from carewatch.security.ingest_scope import apply_scope
 from carewatch.security.roles import Viewer
+from carewatch.store.ownership import load_owners
 from carewatch.store.rejects import record_rejections
 
 log = logging.getLogger(__name__)
@@ -106,6 +109,22 @@ async def read_items(request: Request) -> list[str]:
     return [json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in items]
 
 
+async def within_ownership(conn: AsyncConnection[Any],
+                           items: Sequence[CareEvent | Rejection]) -> list[CareEvent | Rejection]:
+    """The items, with each event that writes into another provider's package or shift (as far as
+    the database knows now) turned into a 'scope' rejection: answered here, not only by the worker."""
+    events = [(i.type, i.payload) for i in items if isinstance(i, CareEvent)]
+    owners = await load_owners(conn, named_packages(events), named_shifts(events))
+    checked: list[CareEvent | Rejection] = []
+    for item in items:
+        problem = owners.judge(item.type, item.payload, item.occurred_at) if isinstance(item, CareEvent) else None
+        if isinstance(item, CareEvent) and problem is not None:
+            checked.append(Rejection(problem, "scope", item.event_id, item.type, item.raw))
+        else:
+            checked.append(item)
+    return checked
+
+
 def _result(index: int, item: CareEvent | Rejection) -> dict[str, Any]:
     if isinstance(item, CareEvent):
         return {"index": index, "event_id": item.event_id, "status": "accepted", "reason": None}
@@ -123,15 +142,16 @@ async def post_events(request: Request, *, viewer: Viewer, pool: AsyncConnection
         return JSONResponse({"error": refused.reason}, status_code=refused.status)
 
     checked = apply_scope(viewer, [validate_event(raw) for raw in raws])
-    rejections = [c for c in checked if isinstance(c, Rejection)]
-    events = [c for c in checked if isinstance(c, CareEvent)]
     try:
         async with pool.connection() as conn:
+            checked = await within_ownership(conn, checked)
+            rejections = [c for c in checked if isinstance(c, Rejection)]
             await record_rejections(conn, rejections, "http", clock.now())
     except (psycopg.Error, PoolTimeout) as exc:
         log.warning("POST /events: could not record rejections: %s", exc)
         return JSONResponse({"error": "the database did not answer, so nothing was accepted; retry later"},
                             status_code=503)
+    events = [c for c in checked if isinstance(c, CareEvent)]
     for r in rejections:
         EVENTS_REJECTED.labels(r.stage, "http").inc()
 

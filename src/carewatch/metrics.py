@@ -28,6 +28,27 @@ SUBSCRIBERS_DROPPED = Counter(
     "carewatch_subscribers_dropped_total",
     "GraphQL subscriptions closed (websocket code 4413) because their client fell too far behind.",
 )
+BATCHES_FAILED = Counter(
+    "carewatch_batches_failed_total",
+    "Attempts to apply a batch that failed: `database` (retried whole, partition paused), `split` (an "
+    "event's trouble: the batch was bisected), `internal` (a culprit event rejected), `unexpected`.",
+    ["reason"],
+)
+for _reason in ("database", "split", "internal", "unexpected"):  # every series exists from the start, at zero
+    BATCHES_FAILED.labels(_reason)
+LEDGER_REBUILD_FAILURES = Counter(
+    "carewatch_ledger_rebuild_failures_total",
+    "Shift ledgers that could not be computed from their facts (the batch is split to find the cause).",
+)
+SWEEP_FAILURES = Counter("carewatch_sweep_failures_total", "Scheduler or worker sweeps that failed.", ["job"])
+PARTITION_STUCK = Gauge(
+    "carewatch_partition_stuck",
+    "1 while the worker is retrying a batch from this partition because the database is failing "
+    "(nothing from it is acknowledged meanwhile), else 0.",
+    ["topic", "partition"],
+)
+STUCK_SECONDS = Gauge(
+    "carewatch_worker_stuck_seconds", "How long the current batch has been retried for (0 when none is).")
 CONSUMER_LAG = Gauge(
     "carewatch_consumer_lag",
     "Messages on the input topic not yet processed by this worker, by partition (after its latest batch).",
@@ -44,9 +65,6 @@ EVENT_TO_ALERT_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0),
 )
 SWEEP_RUNS = Counter("carewatch_sweep_runs_total", "Scheduler sweeps run to completion, by job.", ["job"])
-SWEEP_FAILURES = Counter(
-    "carewatch_sweep_failures_total", "Scheduler sweeps that failed (retried on the next tick), by job.", ["job"]
-)
 SWEEP_SECONDS = Histogram(
     "carewatch_sweep_seconds", "Time one scheduler sweep took, by job.", ["job"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),

@@ -264,6 +264,8 @@ def start_broker(port: int | None = None, log_path: Path | None = None) -> Broke
         stderr=subprocess.STDOUT,
         env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
     )
+    if log_path:
+        log.close()  # type: ignore[union-attr]  # the child has its own descriptor
     broker = Broker(port, process)
     try:
         wait_for_port(port)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from carewatch.domain.model import DEFAULT_TIMEZONE
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(name, "").strip()
@@ -73,7 +75,7 @@ class Settings:
                                 "PostgreSQL (TimescaleDB in production) connection URL")
     redis_url: str = setting("CAREWATCH_REDIS_URL", "redis://127.0.0.1:6379/0",
                              "Redis for pub/sub fan-out, the scheduler lease and rate limits")
-    timezone: str = setting("CAREWATCH_TIMEZONE", "Europe/London",
+    timezone: str = setting("CAREWATCH_TIMEZONE", DEFAULT_TIMEZONE,
                             "default IANA time zone for local rules (bands, weeks) when a commissioner names none")
     events_topic: str = setting("CAREWATCH_EVENTS_TOPIC", "care-events", "input topic of care events")
     dead_letter_topic: str = setting("CAREWATCH_DEAD_LETTER_TOPIC", "care-events.dead-letter",

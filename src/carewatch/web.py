@@ -1,4 +1,4 @@
-"""The API process: Starlette serving /graphql, POST /events, /healthz and /metrics.
+"""The API process: Starlette serving /graphql, POST /events, /healthz, /metrics and the alert board.
 
 `create_app` builds the app; its lifespan owns every resource (the PostgreSQL pool, the Redis
 client, the Kafka producer) and hands them to requests as typed state.
@@ -23,13 +23,14 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
 from carewatch.clock import Clock, parse_clock
 from carewatch.graphql.alerts_hub import hub_for
 from carewatch.graphql.context import Context, build_context
+from carewatch.graphql.over_http import GraphQLOverHTTP
 from carewatch.graphql.schema import build_schema
 from carewatch.ingest_http import EventProducer, post_events
+from carewatch.pages import board_routes, graphiql_page, graphiql_routes
 from carewatch.request_metrics import RequestMetrics
 from carewatch.security.gate import AccessGate, Authenticator, viewer_in_scope
 from carewatch.security.rate_limit import IngestRateLimiter
@@ -65,12 +66,15 @@ def app_state(connection: HTTPConnection) -> AppState:
     return state
 
 
-class CarewatchGraphQL(GraphQL[Context, None]):
+class CarewatchGraphQL(GraphQLOverHTTP):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:
         state = app_state(request)
         return build_context(request, response, pool=state.pool, clock=state.clock, settings=state.settings)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return graphiql_page()  # from the package's vendored files, not a CDN
 
 
 async def events(request: Request) -> Response:
@@ -167,6 +171,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *board_routes(),
+        *([] if settings.production else graphiql_routes()),
     ]
     # The access gate (security/gate.py) answers every unauthenticated or oversized request
     # before it reaches a route; it reads "pool" and "redis" from the lifespan state.

@@ -31,6 +31,8 @@ from carewatch.security.limits import BATCHING, MAX_BODY_BYTES, graphql_extensio
 from carewatch.security.rate_limit import IngestRateLimiter
 from carewatch.security.tokens import TokenCache, create_token, revoke_token
 
+pytestmark = pytest.mark.services
+
 
 @strawberry.type
 class Query:

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences
+from carewatch.pipeline.batch import apply_batch
 from carewatch.schema.events import CareEvent, validate_event
-from carewatch.store.ingest import apply_batch
 
 pytestmark = pytest.mark.services
 
@@ -89,7 +89,7 @@ def visit(kind: str, shift: str, carer: str, at: datetime, **extra: Any) -> Care
 
 async def apply(url: str, events: list[CareEvent], now: datetime) -> Any:
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        return await apply_batch(conn, events, [], "kafka", now)
+        return await apply_batch(conn, events, now)
 
 
 def rows(url: str) -> set[tuple[Any, ...]]:

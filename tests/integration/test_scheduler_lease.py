@@ -98,3 +98,29 @@ async def test_released_lease_is_taken_at_once(redis_url: str) -> None:
     finally:
         await b.release()
         await client.aclose()
+
+
+async def test_a_failing_sweep_is_counted_by_job(fresh_database_url: str, redis_url: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from carewatch import metrics
+    from carewatch.alerts import scheduler as scheduler_module
+
+    async def broken(conn: Any, now: Any, config: Any) -> list[Any]:
+        raise psycopg.errors.UndefinedTable('relation "shifts" does not exist')
+
+    monkeypatch.setattr(scheduler_module, "sweep_absences", broken)
+    channels = Channels(f"carewatch-test:{uuid.uuid4().hex}")
+    client = aioredis.Redis.from_url(redis_url)
+    pool = make_pool(fresh_database_url, max_size=1)
+    await pool.open(wait=True)
+    sweeps = AlertScheduler(pool, AlertBus(client, channels), Lease(client, channels.scheduler_lease, ttl_ms=600),
+                            FixedClock(START), SweepConfig(), FAST)
+    before = metrics.SWEEP_FAILURES.labels(job="absence")._value.get()
+    try:
+        await sweeps.lease.tick()
+        assert await sweeps.sweep_fast() == []
+        assert await sweeps.sweep_fast() == []
+    finally:
+        await pool.close()
+        await client.aclose()
+    assert metrics.SWEEP_FAILURES.labels(job="absence")._value.get() == before + 2

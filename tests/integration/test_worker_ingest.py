@@ -11,8 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from carewatch.pipeline.batch import apply_batch, release_held
 from carewatch.schema.events import CareEvent, Rejection, validate_event
-from carewatch.store.ingest import apply_batch, expire_held, release_held
+from carewatch.store.held import expire_held
+from carewatch.store.rejects import record_rejections
 from support import contract_lines
 
 pytestmark = pytest.mark.services
@@ -42,7 +44,10 @@ def _rejections() -> list[Rejection]:
 async def _apply(url: str, events: list[CareEvent], rejections: list[Rejection] = (),  # type: ignore[assignment]
                  now: datetime = NOW) -> Any:
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        return await apply_batch(conn, events, rejections, "kafka", now)
+        outcome = await apply_batch(conn, events, now)
+        async with conn.transaction():
+            await record_rejections(conn, rejections, "kafka", now)
+        return outcome
 
 
 def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -66,7 +71,7 @@ def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 async def test_contract_stream_gives_the_expected_ledger(fresh_database_url: str) -> None:
     outcome = await _apply(fresh_database_url, _events(), _rejections())
-    assert outcome.applied == 14 and outcome.held == 0 and outcome.rejected == 8
+    assert outcome.applied == 14 and outcome.held == 0 and outcome.rejected == 0  # none refused for scope
     assert set(outcome.affected_shift_ids) == {"SH-1", "SH-2"}
     with psycopg.connect(fresh_database_url) as conn:
         row = conn.execute(
@@ -148,10 +153,11 @@ async def test_clock_outs_first_and_shift_last(fresh_database_url: str) -> None:
 async def test_held_event_is_released_later_by_release_held(fresh_database_url: str) -> None:
     by_id = {e.event_id: e for e in _events()}
     await _apply(fresh_database_url, [by_id["ex-7"]])
-    # The shift arrives through another writer (as if from another partition) without releasing.
+    # The shift arrives through another writer (as if from another partition) without releasing;
+    # it names the clock-in's package and provider, as ownership requires.
     with psycopg.connect(fresh_database_url) as conn:
         conn.execute("INSERT INTO shifts (shift_id, package_id, provider_id, starts_at, ends_at,"
-                     " service_type, carers_required, scheduled_at) VALUES ('SH-1', 'PKG-X', 'PRV-ACORN',"
+                     " service_type, carers_required, scheduled_at) VALUES ('SH-1', 'PKG-100', 'PRV-ACORN',"
                      " '2026-04-06T07:00:00Z', '2026-04-06T07:30:00Z', 'personal_care', 2, now())")
     async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
         outcome = await release_held(conn, NOW)

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from carewatch.clock import FixedClock
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.store.db import make_pool
-from carewatch.stream.batches import BatchProcessor
 from support import contract_lines
 
 pytestmark = pytest.mark.services

@@ -13,12 +13,12 @@ import psycopg
 import pytest
 
 from carewatch.clock import FixedClock
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.schema.events import message_key
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
 from carewatch.stream.agents import register_agents
 from carewatch.stream.app import create_app, make_topics
-from carewatch.stream.batches import BatchProcessor
 from support import contract_lines
 
 pytestmark = pytest.mark.services
@@ -96,10 +96,10 @@ async def test_offsets_are_released_only_after_the_batch_is_committed(fresh_data
     gate, entered = asyncio.Event(), asyncio.Event()
     handle = processor.handle
 
-    async def gated(messages: Any) -> Any:
+    async def gated(messages: Any, partitions: Any = ()) -> Any:
         entered.set()
         await gate.wait()
-        return await handle(messages)
+        return await handle(messages, partitions)
 
     processor.handle = gated  # type: ignore[method-assign]
     agent = register_agents(app, settings, topics, processor)

@@ -145,11 +145,6 @@ def test_competence_unknown_carer_and_location() -> None:
     assert r.location_mismatch(s, "CR-1", home, Location(north_300m.lat, north_300m.lon, 60), TH) is None
 
 
-def test_double_booked_raises_on_two_open_visits_and_resolves_on_one() -> None:
-    assert r.double_booked("CR-1", "PRV-1", ["SH-1", "SH-2"]).action == "raise"
-    assert r.double_booked("CR-1", "PRV-1", ["SH-1"]).action == "resolve"
-
-
 def _delivery(actual_minutes: int, active_days: float = 8) -> PackageDelivery:
     now = START
     return PackageDelivery("PKG-1", "LA-1", "PRV-1", now - timedelta(days=active_days),

@@ -126,3 +126,47 @@ def test_specialised_validators_agree_with_the_whole_schema() -> None:
         for variant in variants:
             whole = sorted(e.message for e in _validator().iter_errors(variant))
             assert sorted(e.message for e in _schema_errors(variant)) == whole
+
+
+@pytest.mark.parametrize(("kind", "field", "value"), [
+    ("shift.scheduled", "occurred_at", "9999-12-31T23:59:00-01:00"),  # overflowed converting to UTC
+    ("shift.scheduled", "occurred_at", "0001-01-01T00:00:00+01:00"),
+    ("shift.scheduled", "occurred_at", "1999-12-31T23:59:59Z"),
+    ("shift.scheduled", "occurred_at", "2000-01-01T00:30:00+01:00"),  # 1999-12-31T23:30Z
+    ("shift.scheduled", "occurred_at", "2100-01-01T00:00:00Z"),
+    ("shift.scheduled", "ends_at", "9999-12-31T23:59:59+14:00"),
+    ("shift.scheduled", "starts_at", "1970-01-01T00:00:00Z"),
+    ("package.approved", "period_end", "9999-12-31"),
+    ("invoice.submitted", "period_start", "1999-12-31"),
+])
+def test_instants_and_dates_outside_2000_to_2100_are_rejected_with_the_field(kind: str, field: str,
+                                                                             value: str) -> None:
+    result = validate_event(json.dumps(_good(kind) | {field: value}))
+    assert isinstance(result, Rejection) and result.stage == "semantic"
+    assert result.reason.startswith(f"{field}: {value!r} is outside")
+
+
+def test_the_range_bounds_are_inclusive_below_and_exclusive_above() -> None:
+    assert isinstance(validate_event(json.dumps(_good("visit.clock_in") | {"occurred_at": "2000-01-01T00:00:00Z"})),
+                      CareEvent)
+    assert isinstance(validate_event(json.dumps(_good("visit.clock_in") | {"occurred_at": "2099-12-31T23:59:59Z"})),
+                      CareEvent)
+
+
+def test_a_carers_date_of_birth_may_be_before_2000_but_not_absurd() -> None:
+    assert isinstance(validate_event(json.dumps(_good("carer.registered") | {"date_of_birth": "1961-02-03"})),
+                      CareEvent)
+    result = validate_event(json.dumps(_good("carer.registered") | {"date_of_birth": "0001-01-01"}))
+    assert isinstance(result, Rejection) and result.reason.startswith("date_of_birth:")
+
+
+def test_validation_never_raises_even_when_a_check_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    import carewatch.schema.events as events
+
+    def broken(data: object) -> list[str]:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(events, "semantic_problems", broken)
+    result = validate_event(contract_lines("valid.jsonl")[0])
+    assert isinstance(result, Rejection) and result.stage == "internal"
+    assert result.reason == "could not be checked: OverflowError: date value out of range"

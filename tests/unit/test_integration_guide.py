@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import re
 import typing
+from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
+import psycopg
 import pytest
 
+from carewatch.domain.ownership import Owners
 from carewatch.ingest_http import MAX_BODY_BYTES, MAX_ITEMS
+from carewatch.pipeline.processor import culprit_rejection
 from carewatch.schema.events import CareEvent, Rejection, RejectionStage, schema_text, validate_event
 from carewatch.security.ingest_scope import scope_problem
 from carewatch.security.roles import Role, Viewer
@@ -77,7 +82,28 @@ def produced_reasons() -> list[tuple[str, str]]:
         problem = scope_problem(viewer, event)
         assert problem is not None
         found.append(("scope", problem))
-    found.append(("semantic", "cannot be stored: value out of range for type integer"))
+    shift_clock_in = {**CLOCK_IN, "occurred_at": "2026-04-06T07:10:00Z"}
+    raw_more = [json.dumps({**CLOCK_IN, "occurred_at": "9999-12-31T23:59:00-01:00"}),
+                json.dumps({**PACKAGE, "period_end": "2200-01-01"}),
+                json.dumps({**CARER, "date_of_birth": "1850-01-01"})]
+    for item in raw_more:
+        result = validate_event(item)
+        assert isinstance(result, Rejection), item
+        found.append((result.stage, result.reason))
+    owners = Owners()
+    assert owners.judge("package.approved", PACKAGE, datetime(2026, 3, 1, tzinfo=UTC)) is None
+    assert owners.judge("shift.scheduled", {"shift_id": "SH-1", "package_id": "PKG-1", "provider_id": "PRV-A"},
+                        datetime(2026, 4, 1, tzinfo=UTC)) is None
+    for payload in ({**shift_clock_in, "provider_id": "PRV-B"}, {**shift_clock_in, "package_id": "PKG-2"}):
+        problem = owners.judge("visit.clock_in", payload, datetime(2026, 4, 6, tzinfo=UTC))
+        assert problem is not None
+        found.append(("scope", problem))
+    found.append(("semantic", culprit_rejection(clock_in, psycopg.DataError("integer out of range")).reason))
+    found.append(("internal", culprit_rejection(clock_in, RuntimeError("a fault")).reason))
+    with mock.patch("carewatch.schema.events._validate", side_effect=RuntimeError("a fault in a check")):
+        failed = validate_event(json.dumps(CLOCK_IN))  # a check that itself fails costs only this event
+    assert isinstance(failed, Rejection)
+    found.append((failed.stage, failed.reason))
     return found
 
 
@@ -103,9 +129,8 @@ def test_the_code_builds_rejections_only_where_this_test_looks() -> None:
         count = len(re.findall(r"\bRejection\(", path.read_text(encoding="utf-8")))
         if count:
             sites[path.relative_to(ROOT / "src" / "carewatch").as_posix()] = count
-    assert sites == {"schema/events.py": 5, "store/held.py": 1, "security/ingest_scope.py": 1,
-                     "stream/batches.py": 1}, sites
-    assert 'f"cannot be stored: ' in (ROOT / "src" / "carewatch" / "stream" / "batches.py").read_text()
+    assert sites == {"schema/events.py": 6, "store/held.py": 1, "security/ingest_scope.py": 1,
+                     "pipeline/batch.py": 1, "pipeline/processor.py": 2, "ingest_http.py": 1}, sites
 
 
 def test_every_event_type_and_its_required_fields_are_in_the_guide() -> None:

@@ -77,6 +77,7 @@ def test_cache_expires_entries_and_is_bounded() -> None:
     assert cache.get("a") is None and cache.get("c") == viewer
 
 
+@pytest.mark.services
 async def test_create_authenticate_revoke(fresh_database_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
         created = await create_token(conn, "commissioner", "LA-1", name="portal")
@@ -106,6 +107,7 @@ async def test_create_authenticate_revoke(fresh_database_url: str) -> None:
                 for r in records] == [(created.id, Role.COMMISSIONER, "LA-1", True, True)]
 
 
+@pytest.mark.services
 async def test_database_refuses_scope_role_mismatch(fresh_database_url: str) -> None:
     async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
         with pytest.raises(psycopg.errors.CheckViolation):

@@ -185,8 +185,8 @@ def test_default_start_is_the_coming_monday_at_six_london() -> None:
 def test_a_large_feed_names_nothing_before_it_is_registered() -> None:
     # 2,000 packages a minute apart would not fit in the day before: every approval must still
     # precede the day, so any prefix of the feed (the benchmark cuts one) holds nothing back.
+    from carewatch.pipeline.references import provides, references
     from carewatch.schema.events import CareEvent, validate_event
-    from carewatch.store.ingest import provides, references
 
     big = generate_feed(FeedOptions(start=START, seed=5, packages=2000, providers=40, days=1, invoices=0))
     seen: set[str] = set()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from carewatch.domain.attendance import shift_ledger
+from carewatch.domain.deadlines import late_deadline, missed_deadline
 from carewatch.domain.model import ClockEvent, Shift, ShiftStatus
-from carewatch.domain.status import late_deadline, missed_deadline, shift_status
+from carewatch.domain.status import shift_status
+from carewatch.domain.thresholds import DEFAULT_THRESHOLDS
 
 T0 = datetime(2026, 4, 14, 9, 0, tzinfo=UTC)
 SHIFT = Shift("SH", "PKG", "PRV", T0, T0 + timedelta(hours=1), "personal_care")
@@ -33,10 +36,11 @@ def test_no_clock_in_by_deadlines(offset: timedelta, expected: ShiftStatus) -> N
 
 
 def test_thresholds_are_settings() -> None:
-    assert late_deadline(SHIFT, 5) == T0 + timedelta(minutes=5)
-    assert missed_deadline(SHIFT, 30) == T0 + timedelta(minutes=30)
-    assert shift_status(SHIFT, None, T0 + timedelta(minutes=5), 5, 30) == ShiftStatus.LATE
-    assert shift_status(SHIFT, None, T0 + timedelta(minutes=30), 5, 30) == ShiftStatus.MISSED
+    th = replace(DEFAULT_THRESHOLDS, late_start_minutes=5, missed_visit_minutes=30)
+    assert late_deadline(SHIFT, th) == T0 + timedelta(minutes=5)
+    assert missed_deadline(SHIFT, th) == T0 + timedelta(minutes=30)
+    assert shift_status(SHIFT, None, T0 + timedelta(minutes=5), th) == ShiftStatus.LATE
+    assert shift_status(SHIFT, None, T0 + timedelta(minutes=30), th) == ShiftStatus.MISSED
 
 
 def test_attendance_decides_once_someone_clocks_in() -> None:

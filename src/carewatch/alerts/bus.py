@@ -11,9 +11,9 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import redis.asyncio as aioredis
@@ -148,3 +148,23 @@ async def subscribe(client: aioredis.Redis, *channels: str, on_subscribed: Calla
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_SECONDS):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+class HasAlerts(Protocol):
+    @property
+    def affected_shift_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def alerts(self) -> tuple[Alert, ...]: ...
+
+
+def publishing_listener(bus: AlertBus) -> Callable[[HasAlerts], Awaitable[None]]:
+    """A batch listener (called after the commit) that publishes the batch's alerts and shift updates."""
+
+    async def publish(outcome: HasAlerts) -> None:
+        await bus.publish_alerts(outcome.alerts)
+        await bus.publish_shift_updates(outcome.affected_shift_ids)
+        for alert in outcome.alerts:
+            log.info("event %s %s %s: %s", alert.status, alert.kind, alert.subject_id, alert.message)
+
+    return publish

@@ -34,8 +34,8 @@ from carewatch.store.db import make_pool
 
 log = logging.getLogger("carewatch.scheduler")
 
-# The sweeps by their log name, and the `job` label of their metrics.
-JOBS = {"absence": "absence", "delivery/pattern/pay": "delivery_pattern_pay"}
+# The sweeps, by the name that is also the `job` label of their metrics.
+JOBS = ("absence", "delivery/pattern/pay")
 # Failures that mean the database is away (an outage), rather than a fault in a sweep.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.errors.AdminShutdown, PoolTimeout, OSError)
 
@@ -67,15 +67,15 @@ class AlertScheduler:
         self.sweeps_run = 0
         self._scheduler: AsyncIOScheduler | None = None
         self.database = Outage(log, "PostgreSQL (sweeps)", retrying="sweeping again every tick")
-        self.failing = {job: Outage(log, f"the {job} sweep", retrying="retrying every tick") for job in JOBS.values()}
-        for job in JOBS.values():  # every series exists from the start, at zero
+        self.failing = {job: Outage(log, f"the {job} sweep", retrying="retrying every tick") for job in JOBS}
+        for job in JOBS:  # every series exists from the start, at zero
             metrics.SWEEP_RUNS.labels(job)
             metrics.SWEEP_FAILURES.labels(job)
 
     async def _sweep(self, name: str, sweep: Sweep, every: float) -> list[Alert]:
         if not self.lease.held:
             return []
-        job = JOBS[name]
+        job = name
         now = self.clock.now()
         started = time.perf_counter()
         try:

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from carewatch.domain.alert_rules import ONCE_PER_SUBJECT, AlertDecision, AlertKind
+from carewatch.domain.double_booking import RecordedOverlap
 
 SYSTEM = "carewatch"
 ACTIVE = ("open", "acknowledged")
@@ -329,3 +330,58 @@ async def acknowledge(
 async def resolve(conn: AsyncConnection[Any], alert_id: int, by: str, note: str, now: datetime) -> Alert:
     """A person closes the alert, saying why."""
     return await _change(conn, alert_id, "resolved", ACTIVE, by, note, now)
+
+
+_RECORDED = """
+SELECT subject_id, details ->> 'overlap_start', status IN ('open', 'acknowledged')
+FROM alerts WHERE kind = 'DOUBLE_BOOKED_CARER' AND subject_type = 'carer' AND subject_id = ANY(%s)"""
+
+
+async def recorded_overlaps(conn: AsyncConnection[Any], carer_ids: Sequence[str]) -> dict[str, list[RecordedOverlap]]:
+    """The DOUBLE_BOOKED_CARER alerts stored for these carers, by the overlap each named."""
+    found: dict[str, list[RecordedOverlap]] = {c: [] for c in carer_ids}
+    cur = await conn.execute(_RECORDED, (list(carer_ids),))
+    for carer, start, active in await cur.fetchall():
+        found[carer].append(RecordedOverlap(datetime.fromisoformat(start) if start else None, bool(active)))
+    return found
+
+
+_SETTLED = f"""
+INSERT INTO alerts (kind, severity, status, subject_type, subject_id, raised_at, resolved_at, updated_at,
+                    message, package_id, shift_id, carer_id, provider_id, commissioner_id, details)
+VALUES (%(kind)s, %(severity)s, 'auto_resolved', %(st)s, %(sid)s, %(now)s, %(now)s, %(now)s, %(message)s,
+        %(package)s, %(shift)s, %(carer)s, %(provider)s, %(commissioner)s, %(details)s::jsonb)
+RETURNING {_COLUMNS}"""
+
+
+async def record_settled(conn: AsyncConnection[Any], decisions: Sequence[AlertDecision], now: datetime,
+                         by: str = SYSTEM) -> list[Alert]:
+    """Store conditions that began and ended before they were seen (a settled overlap, say): each an
+    alert raised and auto-resolved at once, both changes in its history; the active one is untouched."""
+    changed: list[Alert] = []
+    async with conn.cursor(row_factory=dict_row) as cur:
+        for d in decisions:
+            await cur.execute(_SETTLED, {
+                "kind": d.kind.value, "severity": d.severity, "st": d.subject_type, "sid": d.subject_id,
+                "now": now, "message": d.message, "package": d.package_id, "shift": d.shift_id,
+                "carer": d.carer_id, "provider": d.provider_id, "commissioner": d.commissioner_id,
+                "details": json.dumps(d.details)})
+            row = await cur.fetchone()
+            assert row is not None
+            changes = [AlertChange("open", now, by, f"raised: {d.message}"),
+                       AlertChange("auto_resolved", now, by, "auto-resolved: it had already ended when it was seen")]
+            for change in changes:
+                await _record(conn, row["id"], change.status, now, by, change.note)
+            changed.append(_alert(row, changes))
+    return changed
+
+
+_UNKNOWN_CARERS = """
+SELECT subject_id, carer_id, provider_id FROM alerts
+WHERE kind = 'UNKNOWN_CARER' AND status IN ('open', 'acknowledged') AND carer_id = ANY(%s)"""
+
+
+async def open_unknown_carers(conn: AsyncConnection[Any], carer_ids: Sequence[str]) -> list[tuple[str, str, str]]:
+    """The open UNKNOWN_CARER alerts of these carers, as (subject, carer, the shift's provider)."""
+    cur = await conn.execute(_UNKNOWN_CARERS, (list(carer_ids),))
+    return [(str(s), str(c), str(p)) for s, c, p in await cur.fetchall()]

@@ -7,7 +7,6 @@ after the commit.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,17 +16,19 @@ from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
+from carewatch.alerts.double_booking import sweep_double_bookings
 from carewatch.alerts.store import Alert, apply_decisions, open_subjects, worth_applying
 from carewatch.domain import alert_rules as rules
 from carewatch.domain.alert_rules import (
     AlertDecision,
     AlertKind,
-    CarerAttendance,
     PackageDelivery,
     VisitState,
 )
+from carewatch.domain.model import DEFAULT_TIMEZONE
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds, resolve_thresholds
-from carewatch.store.shift_facts import ShiftFacts, load_shift_facts
+from carewatch.domain.visits import visit_decisions, visit_state
+from carewatch.store.shift_facts import load_shift_facts
 
 ABSENCE_KINDS = (
     AlertKind.LATE_START,
@@ -48,7 +49,7 @@ WEEK = timedelta(days=7)
 class SweepConfig:
     thresholds: Thresholds = DEFAULT_THRESHOLDS  # the global settings
     lookback: timedelta = timedelta(days=2)  # shifts that started this long ago are still watched
-    timezone: str = "Europe/London"  # for "the day" of the National Living Wage and package periods
+    timezone: str = DEFAULT_TIMEZONE  # for "the day" of the National Living Wage and package periods
 
 
 _TH = "carewatch_threshold(p.thresholds, ct.thresholds, '{name}', %(d_{name})s) * interval '1 minute'"
@@ -118,19 +119,6 @@ def _json(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def visit_state(facts: ShiftFacts, global_th: Thresholds) -> tuple[VisitState, Thresholds]:
-    """A shift's attendance so far (clock events, or a carer's latest correction) and its thresholds."""
-    clock: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
-    for e in facts.clocks:
-        clock[e.carer_id].append((e.at, e.direction))
-    corrected = {c.carer_id: (c.clock_in_at, c.clock_out_at) for c in facts.corrections}  # the latest wins
-    from_clock = [carer_attendance(carer, events) for carer, events in clock.items() if carer not in corrected]
-    attendance = [a for a in from_clock if a is not None]
-    attendance += [CarerAttendance(carer, cin, None, cout) for carer, (cin, cout) in corrected.items()]
-    th = resolve_thresholds(global_th, facts.commissioner_thresholds, facts.package_thresholds)
-    return VisitState(facts.shift, tuple(attendance), facts.commissioner_id, facts.cancelled_at), th
-
-
 async def load_visits(
     conn: AsyncConnection[Any], shift_ids: Sequence[str], global_th: Thresholds
 ) -> list[tuple[VisitState, Thresholds]]:
@@ -139,30 +127,13 @@ async def load_visits(
     return [visit_state(f, global_th) for f in facts.values()]
 
 
-def carer_attendance(carer_id: str, events: Sequence[tuple[datetime, str]]) -> CarerAttendance | None:
-    """One carer's clock events on a shift, reduced to what the absence rules need."""
-    ordered = sorted(events)  # at the same instant 'in' sorts before 'out'
-    ins = [at for at, direction in ordered if direction == "in"]
-    if not ins:
-        return None
-    outs = [at for at, direction in ordered if direction == "out"]
-    last_at, last_direction = ordered[-1]
-    return CarerAttendance(
-        carer_id, ins[0], last_at if last_direction == "in" else None, outs[-1] if outs else None
-    )
-
-
-def visit_decisions(visit: VisitState, th: Thresholds, now: datetime) -> list[AlertDecision]:
-    found = [
-        rules.late_start(visit, th, now),
-        rules.missed_visit(visit, th, now),
-        rules.partial_attendance(visit, th, now),
-    ]
-    return [d for d in found if d is not None] + rules.lone_worker_overdue(visit, th, now)
-
-
 async def sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
-    """LATE_START, MISSED_VISIT, PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE, raised and resolved."""
+    """LATE_START, MISSED_VISIT, PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE, raised and resolved; and
+    DOUBLE_BOOKED_CARER for overlaps that began, by this clock, after their events were processed."""
+    return await _sweep_absences(conn, now, config) + await sweep_double_bookings(conn, now, config.lookback)
+
+
+async def _sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
     cur = await conn.execute(
         _ABSENCE_CANDIDATES,
         {

@@ -19,6 +19,7 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any, Literal
 
+from carewatch.domain.deadlines import late_deadline, lone_worker_deadline, missed_deadline, partial_deadline
 from carewatch.domain.model import Location, Shift
 from carewatch.domain.thresholds import Thresholds
 
@@ -142,22 +143,6 @@ def _visit(action: Action, kind: AlertKind, visit: VisitState, message: str = ""
 
 def _when(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def late_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.starts_at + _minutes(th.late_start_minutes)
-
-
-def missed_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.starts_at + _minutes(th.missed_visit_minutes)
-
-
-def partial_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.starts_at + _minutes(th.partial_attendance_minutes)
-
-
-def lone_worker_deadline(shift: Shift, th: Thresholds) -> datetime:
-    return shift.ends_at + _minutes(th.lone_worker_overdue_minutes)
 
 
 def _no_show(kind: AlertKind, visit: VisitState, deadline: datetime, now: datetime,
@@ -319,17 +304,6 @@ def unknown_carer(shift: Shift, carer_id: str, registered_provider_id: str | Non
                            f"Carer {carer_id} clocked in to visit {shift.shift_id} but {why}, "
                            f"not with provider {shift.provider_id}", commissioner_id,
                            registered_provider_id=registered_provider_id)
-
-
-def double_booked(carer_id: str, provider_id: str | None, open_shift_ids: Sequence[str]) -> AlertDecision:
-    """A carer clocked in on two or more shifts at once; resolves when at most one stays open."""
-    open_ids = sorted(set(open_shift_ids))
-    if len(open_ids) < 2:
-        return AlertDecision("resolve", AlertKind.DOUBLE_BOOKED_CARER, "carer", carer_id, carer_id=carer_id)
-    return AlertDecision("raise", AlertKind.DOUBLE_BOOKED_CARER, "carer", carer_id,
-                         f"Carer {carer_id} is clocked in on {len(open_ids)} visits at once: "
-                         f"{', '.join(open_ids)}",
-                         carer_id=carer_id, provider_id=provider_id, details={"shift_ids": open_ids})
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from carewatch.domain.model import DEFAULT_TIMEZONE
+
 # Royal proclamations move or add days; extend these tables when a new one is announced.
 # MOVED_HOLIDAYS maps the date the rules give to the date actually observed.
 MOVED_HOLIDAYS: dict[date, date] = {
@@ -92,16 +94,19 @@ def is_bank_holiday(d: date) -> bool:
 
 
 # Local-calendar helpers shared by the delivery, budget and invoice rules.
-DEFAULT_ZONE = "Europe/London"
 
 
 @lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    """The IANA zone `name`; an unknown name falls back to Europe/London rather than stop the stream."""
+def zone(name: str | None, default: ZoneInfo | None = None) -> ZoneInfo:
+    """The IANA zone `name`; none, or an unknown name, falls back to `default` (the deployment's,
+    CAREWATCH_TIMEZONE) or Europe/London rather than stop the stream."""
+    fallback = default or ZoneInfo(DEFAULT_TIMEZONE)
+    if not name:
+        return fallback
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
+        return fallback
 
 
 def local_midnight(d: date, tz: ZoneInfo) -> datetime:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
+
+# The default IANA time zone of local rules (DOMAIN.md "Time"); a deployment sets its own with
+# CAREWATCH_TIMEZONE and a commissioner with its registration. Written nowhere else.
+DEFAULT_TIMEZONE = "Europe/London"
 
 Band = Literal["day", "night", "weekend", "bank_holiday"]
 BANDS: tuple[Band, ...] = ("bank_holiday", "weekend", "night", "day")  # highest precedence first
@@ -54,7 +59,7 @@ class Package:
     contingency_pence: int
     plan: tuple[PlanLine, ...]
     rates: tuple[Rate, ...]
-    timezone: str = "Europe/London"
+    timezone: str = DEFAULT_TIMEZONE
     mechanism: str = "commissioned"
     thresholds: tuple[tuple[str, float], ...] = ()
     person_location: Location | None = None
@@ -143,3 +148,18 @@ class ShiftLedger:
     open_attendances: int = 0
     distinct_carers: int = 0
     attendance: tuple[AttendancePair, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShiftFacts:
+    """Everything stored about one shift: what its ledger and its visit alert rules start from."""
+
+    shift: Shift
+    rates: tuple[Rate, ...]  # the package's
+    timezone: str | None  # the commissioner's; None when unknown
+    commissioner_id: str | None
+    cancelled_at: datetime | None
+    package_thresholds: Mapping[str, Any]
+    commissioner_thresholds: Mapping[str, Any]
+    clocks: tuple[ClockEvent, ...]
+    corrections: tuple[Correction, ...]  # oldest first: the last one per carer is the one that counts

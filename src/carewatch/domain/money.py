@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from carewatch.domain.model import Band, Rate
@@ -36,3 +36,11 @@ def rate_for(rates: Sequence[Rate], service_type: str, band: Band) -> int:
 def spend_pence(rate_seconds: int) -> Fraction:
     """Exact spend in pence of `rate_seconds` (payable seconds x pence per hour)."""
     return Fraction(rate_seconds, SECONDS_PER_HOUR)
+
+
+HELD_PLACES = Decimal("0.000001")  # spend_pence NUMERIC(.., 6) in shift_ledger; rate_seconds stays exact
+
+
+def held_spend_pence(rate_seconds: int) -> Decimal:
+    """The spend as stored beside its exact rate_seconds: to 6 places, half-up (DOMAIN.md: at least 4)."""
+    return (Decimal(rate_seconds) / Decimal(SECONDS_PER_HOUR)).quantize(HELD_PLACES, rounding=ROUND_HALF_UP)

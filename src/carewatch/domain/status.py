@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
+from carewatch.domain.deadlines import late_deadline, missed_deadline
 from carewatch.domain.model import Shift, ShiftLedger, ShiftStatus
+from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 
-def late_deadline(shift: Shift, late_after_minutes: float = 15) -> datetime:
-    """The instant after which a shift with no clock-in is late."""
-    return shift.starts_at.astimezone(UTC) + timedelta(minutes=late_after_minutes)
-
-
-def missed_deadline(shift: Shift, missed_after_minutes: float = 60) -> datetime:
-    """The instant after which a shift with no clock-in is missed."""
-    return shift.starts_at.astimezone(UTC) + timedelta(minutes=missed_after_minutes)
-
-
-def shift_status(
-    shift: Shift,
-    ledger: ShiftLedger | None,
-    now: datetime,
-    late_after_minutes: float = 15,
-    missed_after_minutes: float = 60,
-) -> ShiftStatus:
+def shift_status(shift: Shift, ledger: ShiftLedger | None, now: datetime,
+                 th: Thresholds = DEFAULT_THRESHOLDS) -> ShiftStatus:
     """CANCELLED, IN_PROGRESS, COMPLETED, or with no clock-in yet MISSED, LATE or SCHEDULED.
 
     The deadlines are inclusive: at exactly starts_at + 15 min with no clock-in the shift is late.
@@ -36,8 +23,8 @@ def shift_status(
             return ShiftStatus.IN_PROGRESS
         if ledger.attendance or ledger.first_clock_in_at is not None:
             return ShiftStatus.COMPLETED
-    if now >= missed_deadline(shift, missed_after_minutes):
+    if now >= missed_deadline(shift, th):
         return ShiftStatus.MISSED
-    if now >= late_deadline(shift, late_after_minutes):
+    if now >= late_deadline(shift, th):
         return ShiftStatus.LATE
     return ShiftStatus.SCHEDULED

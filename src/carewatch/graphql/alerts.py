@@ -174,7 +174,7 @@ async def alerts(
     return Connection.of([(encode_cursor([str(a.id)]), Alert.from_store(a)) for a in found], len(ids) > size)
 
 
-def _may_act(viewer: Viewer) -> bool:
+def may_act_on_alerts(viewer: Viewer) -> bool:
     """Admin, and safeguarding leads within their commissioner (GRAPHQL.md)."""
     return viewer.is_admin or viewer.role is Role.SAFEGUARDING
 
@@ -187,7 +187,7 @@ async def _act(info: Info, alert_id: str, note: str | None, resolve: bool) -> Al
         current = await store.get_alert(conn, int(alert_id))
         if current is None or not visible(viewer, current):
             raise ClientError(f"no alert {alert_id}")  # outside the scope it does not exist
-        if not _may_act(viewer):
+        if not may_act_on_alerts(viewer):
             raise ClientError("only safeguarding and admin tokens may acknowledge or resolve alerts")
         who = f"{viewer.role.value}:{viewer.commissioner_id or viewer.provider_id or '-'}"
         now = info.context.clock.now()

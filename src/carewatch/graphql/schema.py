@@ -13,6 +13,8 @@ from carewatch.graphql.alerts import Alert, AlertFilter
 from carewatch.graphql.context import Info
 from carewatch.graphql.filters import PackageFilter, ShiftFilter
 from carewatch.graphql.resolvers import invoices, packages, shifts
+from carewatch.graphql.types.caller import AlertKindInfo, Caller, alert_kinds
+from carewatch.graphql.types.clock import ProcessingClock
 from carewatch.graphql.types.connection import Connection
 from carewatch.graphql.types.invoice import Invoice
 from carewatch.graphql.types.package import CarePackage
@@ -48,6 +50,19 @@ class Query:
     async def alerts(self, info: Info, filter: AlertFilter | None = None, first: int | None = None,
                      after: str | None = None) -> Connection[Alert]:
         return await alert_resolvers.alerts(info, filter, first, after)
+
+    @strawberry.field(description="The processing clock: what time the service thinks it is, and how fast.")
+    def clock(self, info: Info) -> ProcessingClock:
+        return ProcessingClock.read(info.context.clock, info.context.settings.timezone)
+
+    @strawberry.field(description="Who the token belongs to.")
+    def me(self, info: Info) -> Caller:
+        viewer = info.context.viewer
+        return Caller.of(viewer, alert_resolvers.may_act_on_alerts(viewer))
+
+    @strawberry.field(description="Every kind of alert with its default severity.")
+    def alert_kinds(self) -> list[AlertKindInfo]:
+        return alert_kinds()
 
 
 @strawberry.type

@@ -23,7 +23,24 @@ from carewatch.domain.identifiers import nhs_number_valid, ni_number_valid
 
 log = logging.getLogger(__name__)
 
-RejectionStage = Literal["decode", "schema", "semantic", "unresolved", "scope"]
+RejectionStage = Literal["decode", "schema", "semantic", "unresolved", "scope", "internal"]
+
+# DOMAIN.md "Ownership and plausible input": instants and local dates outside this range are
+# rejected (a year 9999 instant passes RFC 3339 but cannot be held in UTC, nor is it plausible).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+# A carer's date of birth is a local date too, but of course before 2000: it only has to be a
+# date someone working now could have been born on.
+EARLIEST_BIRTH = date(1900, 1, 1)
+_INSTANTS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "shift.scheduled": ("starts_at", "ends_at"),
+    "shift.updated": ("starts_at", "ends_at"),
+    "visit.corrected": ("clock_in_at", "clock_out_at"),
+}
+_DATES_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "package.approved": ("period_start", "period_end"),
+    "invoice.submitted": ("period_start", "period_end"),
+}
 
 _INSTANT_HINT = "is not a valid RFC 3339 date-time with offset"
 # Fields the schema defines as instants ($defs/instant): reasons for them say what is expected.
@@ -143,7 +160,16 @@ def parse_instant(text: str) -> datetime:
 
 
 def validate_event(raw: bytes | str) -> CareEvent | Rejection:
-    """Decode one message and check it; a `CareEvent` when it is good, else a `Rejection`."""
+    """Decode one message and check it; a `CareEvent` when it is good, else a `Rejection`. Never raises."""
+    try:
+        return _validate(raw)
+    except Exception as exc:  # a check that fails on strange input must cost only this event
+        log.warning("validation failed unexpectedly: %r", exc)
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        return Rejection(f"could not be checked: {type(exc).__name__}: {exc}", "internal", None, None, text)
+
+
+def _validate(raw: bytes | str) -> CareEvent | Rejection:
     if isinstance(raw, bytes):
         try:
             text = raw.decode("utf-8")
@@ -168,7 +194,7 @@ def validate_event(raw: bytes | str) -> CareEvent | Rejection:
     if errors:
         return Rejection(_schema_reason(errors), "schema", event_id, event_type, text)
 
-    problems = semantic_problems(data)
+    problems = range_problems(data) or semantic_problems(data)
     if problems:
         return Rejection("; ".join(problems), "semantic", event_id, event_type, text)
 
@@ -212,6 +238,37 @@ def _schema_reason(errors: Iterable[ValidationError]) -> str:
         # others against every type's rules would only bury this one reason under thirty.
         return seen["type"]
     return "; ".join(seen.values())
+
+
+def _instant_problem(name: str, text: str) -> str | None:
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        inside = EARLIEST <= at < LATEST  # compared as instants, offsets applied, no overflow
+    except (ValueError, OverflowError):
+        inside = False
+    if inside:
+        return None
+    return f"{name}: {text!r} is outside 2000-01-01T00:00:00Z..2100-01-01T00:00:00Z"
+
+
+def _date_problem(name: str, text: str, earliest: date) -> str | None:
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        return f"{name}: {text!r} is not a valid date"
+    if earliest <= day < LATEST.date():
+        return None
+    return f"{name}: {text!r} is outside {earliest.isoformat()}..{LATEST.date().isoformat()}"
+
+
+def range_problems(data: Mapping[str, Any]) -> list[str]:
+    """Instants and dates outside the plausible range (DOMAIN.md), for a schema-valid event."""
+    kind = data["type"]
+    found = [_instant_problem(name, data[name]) for name in ("occurred_at", *_INSTANTS_BY_TYPE.get(kind, ()))]
+    found += [_date_problem(name, data[name], EARLIEST.date()) for name in _DATES_BY_TYPE.get(kind, ())]
+    if kind == "carer.registered" and isinstance(data.get("date_of_birth"), str):
+        found.append(_date_problem("date_of_birth", data["date_of_birth"], EARLIEST_BIRTH))
+    return [p for p in found if p is not None]
 
 
 def semantic_problems(data: Mapping[str, Any]) -> list[str]:

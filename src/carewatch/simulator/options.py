@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from carewatch.domain.model import DEFAULT_TIMEZONE
+
 
 @dataclass(frozen=True)
 class FeedOptions:
@@ -19,7 +21,7 @@ class FeedOptions:
     miss_rate: float = 0.03
     short_rate: float = 0.06
     cancel_rate: float = 0.04
-    timezone: str = "Europe/London"
+    timezone: str = DEFAULT_TIMEZONE
     invoices: int = 3  # packages whose provider invoices at the end of the window
 
     @property

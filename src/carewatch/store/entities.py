@@ -14,6 +14,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg import sql as psql
 
+from carewatch.domain.model import DEFAULT_TIMEZONE
 from carewatch.schema.events import CareEvent, parse_instant
 from carewatch.store.staging import stage_rows
 
@@ -108,7 +109,7 @@ def _row(e: CareEvent) -> tuple[str, tuple[Any, ...]]:
     match e.type:
         case "commissioner.registered":
             return _COMMISSIONER, (p["commissioner_id"], p["name"], p.get("kind"),
-                                   p.get("timezone") or "Europe/London", at)
+                                   p.get("timezone") or DEFAULT_TIMEZONE, at)
         case "provider.registered":
             return _PROVIDER, (p["provider_id"], p["name"], at)
         case "carer.registered":

@@ -32,14 +32,16 @@ _RETURNING = "RETURNING event_id, occurred_at, type, payload, raw, held_at"
 _TAKE_WAITING_FOR = f"DELETE FROM held_events WHERE waiting_for = ANY(%s) {_RETURNING}"
 
 _REF_ID = "substr(h.waiting_for, strpos(h.waiting_for, ':') + 1)"
-_TAKE_RESOLVABLE = f"""
-DELETE FROM held_events h WHERE
-    (h.waiting_for LIKE 'commissioner:%%'
-     AND EXISTS (SELECT 1 FROM commissioners x WHERE x.commissioner_id = {_REF_ID}))
- OR (h.waiting_for LIKE 'provider:%%' AND EXISTS (SELECT 1 FROM providers x WHERE x.provider_id = {_REF_ID}))
- OR (h.waiting_for LIKE 'package:%%' AND EXISTS (SELECT 1 FROM packages x WHERE x.package_id = {_REF_ID}))
- OR (h.waiting_for LIKE 'shift:%%' AND EXISTS (SELECT 1 FROM shifts x WHERE x.shift_id = {_REF_ID}))
-{_RETURNING}"""
+_RESOLVABLE = f"""
+    ((h.waiting_for LIKE 'commissioner:%%'
+      AND EXISTS (SELECT 1 FROM commissioners x WHERE x.commissioner_id = {_REF_ID}))
+  OR (h.waiting_for LIKE 'provider:%%' AND EXISTS (SELECT 1 FROM providers x WHERE x.provider_id = {_REF_ID}))
+  OR (h.waiting_for LIKE 'package:%%' AND EXISTS (SELECT 1 FROM packages x WHERE x.package_id = {_REF_ID}))
+  OR (h.waiting_for LIKE 'shift:%%' AND EXISTS (SELECT 1 FROM shifts x WHERE x.shift_id = {_REF_ID})))"""
+_RESOLVABLE_IDS = f"SELECT h.event_id FROM held_events h WHERE {_RESOLVABLE} ORDER BY h.held_at, h.event_id"
+_TAKE_RESOLVABLE = f"DELETE FROM held_events h WHERE {_RESOLVABLE} {_RETURNING}"
+_TAKE_RESOLVABLE_OF = f"DELETE FROM held_events h WHERE {_RESOLVABLE} AND h.event_id = ANY(%s) {_RETURNING}"
+_TAKE = f"DELETE FROM held_events WHERE event_id = ANY(%s) {_RETURNING}"
 
 _EXPIRE = """
 DELETE FROM held_events WHERE held_at < %s
@@ -71,10 +73,27 @@ async def take_waiting_for(conn: AsyncConnection[Any], refs: Collection[str]) ->
         return [_held(r) for r in await cur.fetchall()]
 
 
-async def take_resolvable(conn: AsyncConnection[Any]) -> list[HeldEvent]:
-    """Remove and return every held event whose reference now exists in the database."""
+async def resolvable_ids(conn: AsyncConnection[Any]) -> list[str]:
+    """The held events whose reference now exists in the database, oldest held first."""
     async with conn.cursor() as cur:
-        await cur.execute(_TAKE_RESOLVABLE)
+        await cur.execute(_RESOLVABLE_IDS)
+        return [str(r[0]) for r in await cur.fetchall()]
+
+
+async def take_resolvable(conn: AsyncConnection[Any], event_ids: Collection[str] | None = None) -> list[HeldEvent]:
+    """Remove and return every held event (or those of `event_ids`) whose reference now exists."""
+    async with conn.cursor() as cur:
+        if event_ids is None:
+            await cur.execute(_TAKE_RESOLVABLE)
+        else:
+            await cur.execute(_TAKE_RESOLVABLE_OF, (sorted(event_ids),))
+        return [_held(r) for r in await cur.fetchall()]
+
+
+async def take_held(conn: AsyncConnection[Any], event_ids: Collection[str]) -> list[HeldEvent]:
+    """Remove and return these held events, whatever they wait for."""
+    async with conn.cursor() as cur:
+        await cur.execute(_TAKE, (sorted(event_ids),))
         return [_held(r) for r in await cur.fetchall()]
 
 

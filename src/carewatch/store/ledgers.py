@@ -1,29 +1,21 @@
-"""Recomputing shift_ledger rows from a shift's stored facts: the shift, its clock events and corrections.
+"""Storing shift_ledger rows: the ledgers the pipeline rebuilt from each shift's stored facts.
 
-The ledger is always rebuilt from every fact stored for the shift, never adjusted
-incrementally, so arrival order and replays cannot change it.
+The ledger is always rebuilt from every fact stored for the shift, never adjusted incrementally,
+so arrival order and replays cannot change it.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
 
-from carewatch.domain.attendance import shift_ledger
 from carewatch.domain.model import ShiftLedger
-from carewatch.store.shift_facts import ShiftFacts
+from carewatch.domain.money import held_spend_pence
 from carewatch.store.staging import stage_rows
-
-log = logging.getLogger(__name__)
-
-DEFAULT_TIMEZONE = "Europe/London"
 
 _LEDGER_COLUMNS = (
     "shift_id", "package_id", "provider_id", "starts_at", "planned_seconds", "scheduled_seconds",
@@ -48,8 +40,6 @@ ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_
     open_attendances = EXCLUDED.open_attendances, distinct_carers = EXCLUDED.distinct_carers,
     attendance = EXCLUDED.attendance, updated_at = EXCLUDED.updated_at"""
 
-_SIX_PLACES = Decimal("0.000001")
-
 
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
@@ -57,19 +47,6 @@ def _utc(value: datetime) -> datetime:
 
 def _instant(value: datetime | None) -> str | None:
     return None if value is None else _utc(value).isoformat().replace("+00:00", "Z")
-
-
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or DEFAULT_TIMEZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        log.warning("unknown time zone %r; using %s", name, DEFAULT_TIMEZONE)
-        return ZoneInfo(DEFAULT_TIMEZONE)
-
-
-def spend_pence(rate_seconds: int) -> Decimal:
-    """Spend held to 6 places (the column's scale); rate_seconds stays the exact figure."""
-    return (Decimal(rate_seconds) / Decimal(3600)).quantize(_SIX_PLACES, rounding=ROUND_HALF_UP)
 
 
 def ledger_row(ledger: ShiftLedger, now: datetime) -> tuple[Any, ...]:
@@ -83,24 +60,14 @@ def ledger_row(ledger: ShiftLedger, now: datetime) -> tuple[Any, ...]:
             ledger.scheduled_seconds, ledger.actual_seconds, ledger.payable_seconds, ledger.overrun_seconds,
             ledger.unverified_seconds, ledger.provider_cancelled_seconds, bands.get("day", 0),
             bands.get("night", 0), bands.get("weekend", 0), bands.get("bank_holiday", 0),
-            ledger.rate_seconds, spend_pence(ledger.rate_seconds), ledger.first_clock_in_at,
+            ledger.rate_seconds, held_spend_pence(ledger.rate_seconds), ledger.first_clock_in_at,
             ledger.open_attendances, ledger.distinct_carers, json.dumps(attendance), now)
 
 
-async def recompute_ledgers(conn: AsyncConnection[Any], facts: Iterable[ShiftFacts],
-                            now: datetime) -> dict[str, ShiftLedger]:
-    """Rebuild and store the ledger of each shift from its facts; return the ledgers written, by shift id."""
-    ledgers: dict[str, ShiftLedger] = {}
-    for f in facts:
-        try:
-            ledgers[f.shift.shift_id] = shift_ledger(f.shift, f.clocks, f.corrections, f.rates, _zone(f.timezone))
-        except Exception:
-            # A rule failing on one shift must not block every other shift in the batch; the
-            # facts are stored, so the ledger is rebuilt when the next event for it arrives.
-            log.exception("could not compute the ledger of shift %s", f.shift.shift_id)
-    if ledgers:
+async def save_ledgers(conn: AsyncConnection[Any], ledgers: Iterable[ShiftLedger], now: datetime) -> None:
+    """Upsert these ledgers (one per shift) in one statement."""
+    rows = [ledger_row(ledger, now) for ledger in ledgers]
+    if rows:
         async with conn.cursor() as cur:
-            await stage_rows(cur, "staged_ledgers", "shift_ledger", _LEDGER_COLUMNS,
-                             (ledger_row(ledger, now) for ledger in ledgers.values()))
+            await stage_rows(cur, "staged_ledgers", "shift_ledger", _LEDGER_COLUMNS, rows)
             await cur.execute(_UPSERT)
-    return ledgers

@@ -9,6 +9,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from carewatch.domain.model import (
+    DEFAULT_TIMEZONE,
     AttendancePair,
     Band,
     Location,
@@ -84,7 +85,7 @@ def package_from_row(row: Row) -> PackageRecord:
         contingency_pence=int(row["contingency_pence"]),
         plan=plan,
         rates=rates,
-        timezone=row.get("timezone") or "Europe/London",
+        timezone=row.get("timezone") or DEFAULT_TIMEZONE,
         mechanism=row["mechanism"],
         thresholds=_overrides(row.get("thresholds")),
         person_location=location,

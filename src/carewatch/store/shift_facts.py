@@ -1,7 +1,7 @@
 """Everything stored about a set of shifts, read in one go.
 
-The worker's batch reads its shifts' facts once: the ledger rebuild (store/ledgers.py) and the
-visit alert rules (alerts/sweeps.visit_state) both start from them. The sweeps read them too.
+The pipeline reads a batch's shifts' facts once: the ledger rebuild and the visit alert rules
+(domain/visits.py) both start from them. The sweeps read them too.
 """
 
 from __future__ import annotations
@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from psycopg import AsyncConnection
 
-from carewatch.domain.model import ClockEvent, Correction, Location, Rate, Shift
+from carewatch.domain.model import ClockEvent, Correction, Location, Rate, Shift, ShiftFacts
 
 _SHIFTS = """
 SELECT s.shift_id, s.package_id, s.provider_id, s.starts_at, s.ends_at, s.service_type, s.carers_required,
@@ -26,7 +25,9 @@ FROM shifts s
 LEFT JOIN packages p ON p.package_id = s.package_id
 LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
 LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id
-WHERE s.shift_id = ANY(%s)"""
+WHERE s.shift_id = ANY(%s)
+ORDER BY s.shift_id"""
+_LOCKED = " FOR UPDATE OF s"
 
 _CLOCKS = """
 SELECT event_id, shift_id, carer_id, direction, at, method, lat, lon, accuracy_m
@@ -36,19 +37,6 @@ _CORRECTIONS = """
 SELECT event_id, shift_id, carer_id, clock_in_at, clock_out_at, occurred_at, reason_code, corrected_by
 FROM visit_corrections WHERE shift_id = ANY(%s)
 ORDER BY occurred_at, event_id"""
-
-
-@dataclass(frozen=True)
-class ShiftFacts:
-    shift: Shift
-    rates: tuple[Rate, ...]  # the package's
-    timezone: str | None  # the commissioner's; None when unknown
-    commissioner_id: str | None
-    cancelled_at: datetime | None
-    package_thresholds: Mapping[str, Any]
-    commissioner_thresholds: Mapping[str, Any]
-    clocks: tuple[ClockEvent, ...]
-    corrections: tuple[Correction, ...]  # oldest first: the last one per carer is the one that counts
 
 
 def _utc(value: datetime) -> datetime:
@@ -67,15 +55,17 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def load_shift_facts(conn: AsyncConnection[Any], shift_ids: Collection[str]) -> dict[str, ShiftFacts]:
-    """The facts of each named shift that exists, by shift id (three queries in all)."""
+async def load_shift_facts(conn: AsyncConnection[Any], shift_ids: Collection[str], *,
+                           lock: bool = False) -> dict[str, ShiftFacts]:
+    """The facts of each named shift that exists, by shift id (three queries in all); with `lock`, the
+    shift rows stay locked until the caller's transaction ends, taken in shift id order."""
     if not shift_ids:
         return {}
     ids = sorted(shift_ids)
     clocks: dict[str, list[ClockEvent]] = defaultdict(list)
     corrections: dict[str, list[Correction]] = defaultdict(list)
     async with conn.cursor() as cur:
-        await cur.execute(_SHIFTS, (ids,))
+        await cur.execute(_SHIFTS + _LOCKED if lock else _SHIFTS, (ids,))
         shift_rows = await cur.fetchall()
         await cur.execute(_CLOCKS, (ids,))
         for eid, sid, carer, direction, at, method, lat, lon, acc in await cur.fetchall():

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 
+from carewatch import metrics
 from carewatch.logs import Outage
+from carewatch.pipeline.outcome import BatchOutcome
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batch_metrics import observe_batch
-from carewatch.stream.batches import BatchProcessor
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +28,11 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
     @app.agent(topics.events, name="carewatch.care_events")
     async def care_events(stream: Any) -> None:
         # take_events (not take) keeps each message's key, which dead letters reuse; the batch
-        # is acknowledged only after this body returns, i.e. after it is committed.
+        # is acknowledged only after this body returns, i.e. after each of its messages has been
+        # applied or rejected.
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            try:
-                outcome = await processor.handle([(event.key, event.value) for event in batch])
-                observe_batch(app.consumer, batch, outcome)
-            except Exception:
-                # A bug must not stop the stream for everyone; the messages stay on the topic
-                # (its retention) for a replay once the cause is fixed.
-                log.exception("batch of %d messages failed", len(batch))
+            outcome = await handle_until_done(processor, batch)
+            observe_batch(app.consumer, batch, outcome)
 
     held_outage = Outage(log, "the held-events sweep", retrying=f"retrying every {HELD_SWEEP_SECONDS:g} s")
 
@@ -41,13 +41,33 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         try:
             released, expired = await processor.sweep_held()
         except Exception as exc:  # the database away, most likely: said once, not every 2 s
+            metrics.SWEEP_FAILURES.labels(job="held_events").inc()
             held_outage.failed(exc)
             return
         held_outage.ok()
         if released.released or expired:
-            log.info("held events: %d released, %d expired", released.released, len(expired))
+            log.info("held events: %d released, %d rejected", released.released, len(expired))
 
     return care_events
+
+
+async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> BatchOutcome:
+    """Hand one batch to the processor until it returns. The processor isolates bad events and
+    retries database trouble itself; should anything still escape it (a bug, the dead-letter topic
+    unreachable), the batch is tried again rather than acknowledged unapplied: events are
+    idempotent by event_id, so a second try changes nothing that the first committed."""
+    messages = [(event.key, event.value) for event in batch]
+    partitions = sorted({(event.message.tp.topic, event.message.tp.partition) for event in batch})
+    delay = 1.0
+    while True:
+        try:
+            return await processor.handle(messages, partitions)
+        except Exception:
+            metrics.BATCHES_FAILED.labels(reason="unexpected").inc()
+            log.exception("a batch of %d messages failed; trying it again in %.0f s (not acknowledged)",
+                          len(messages), delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def topic_dead_letters(topics: Topics) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from carewatch import metrics
-from carewatch.alerts.event_alerts import HasAlerts
+from carewatch.alerts.bus import HasAlerts
 
 
 def observe_batch(consumer: Any, batch: Sequence[Any], outcome: HasAlerts, now: float | None = None) -> None:

@@ -8,17 +8,15 @@ import sys
 
 import faust
 import psycopg
-import redis.asyncio as aioredis
 
-from carewatch.alerts.bus import AlertBus, Channels
-from carewatch.alerts.event_alerts import publishing_listener
+from carewatch.alerts.bus import AlertBus, Channels, publishing_listener
 from carewatch.clock import parse_clock
+from carewatch.pipeline.processor import BatchProcessor
 from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
 from carewatch.settings import Settings
-from carewatch.store.db import make_pool
 from carewatch.stream.agents import register_agents, topic_dead_letters
 from carewatch.stream.app import create_app, ensure_topics, make_topics
-from carewatch.stream.batches import BatchProcessor
+from carewatch.stream.lifespan import WorkerResources
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +33,20 @@ def check_schema(database_url: str) -> None:
         raise ServiceUnavailable("the database has no Carewatch tables: run `carewatch migrate` first")
 
 
-def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor]:
-    """The faust app with its agent and timer, and the processor they share (its pool is unopened)."""
+def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor, WorkerResources]:
+    """The faust app with its agent and timer, the processor they share, and the resources the app
+    opens on start and closes on stop."""
     app = create_app(settings)
     topics = make_topics(app, settings)
-    pool = make_pool(settings.database_url, min_size=1, max_size=4)
-    processor = BatchProcessor(pool, topic_dead_letters(topics), parse_clock(settings.clock),
+    resources = WorkerResources.for_settings(settings)
+    resources.attach(app)
+    processor = BatchProcessor(resources.pool, topic_dead_letters(topics), parse_clock(settings.clock),
                                hold_limit_seconds=settings.hold_limit_seconds)
-    # Alerts changed by a batch are published on Redis after its commit (alerts/event_alerts.py).
-    bus = AlertBus(aioredis.Redis.from_url(settings.redis_url), Channels.for_settings(settings))
+    # Alerts changed by a batch are published on Redis after its commit (alerts/bus.publishing_listener).
+    bus = AlertBus(resources.redis, Channels.for_settings(settings))
     processor.listeners.append(publishing_listener(bus))
     register_agents(app, settings, topics, processor)
-    return app, processor
+    return app, processor, resources
 
 
 def run_worker(settings: Settings) -> int:
@@ -66,7 +66,7 @@ def run_worker(settings: Settings) -> int:
     if created:
         print(f"worker: created topics {', '.join(created)}", flush=True)
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app, _ = build_worker_app(settings)
+    app, _, _ = build_worker_app(settings)
     print(f"worker: consuming {settings.events_topic} at {settings.kafka_url} as group "
           f"{settings.consumer_group}", flush=True)
     # Logging is carewatch.logs' (set up by the command line): faust's own set-up would add a coloured

@@ -16,6 +16,4 @@ async def status_of(info: Info, shift: Shift) -> ShiftStatus:
     if record is not None:
         thresholds = resolve_thresholds(DEFAULT_THRESHOLDS, dict(record.commissioner_thresholds),
                                         dict(record.package.thresholds))
-    return shift_status(shift, ledger, info.context.clock.now(),
-                        late_after_minutes=thresholds.late_start_minutes,
-                        missed_after_minutes=thresholds.missed_visit_minutes)
+    return shift_status(shift, ledger, info.context.clock.now(), thresholds)

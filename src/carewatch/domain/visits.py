@@ -1,0 +1,123 @@
+"""A visit as the absence rules see it: a shift's attendance so far and its thresholds (pure)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from carewatch.domain import alert_rules as rules
+from carewatch.domain.alert_rules import AlertDecision, CarerAttendance, VisitState
+from carewatch.domain.model import Direction, Location, ShiftFacts, ShiftLedger
+from carewatch.domain.thresholds import Thresholds, resolve_thresholds
+
+
+def visit_state(facts: ShiftFacts, global_th: Thresholds) -> tuple[VisitState, Thresholds]:
+    """A shift's attendance so far (clock events, or a carer's latest correction) and its thresholds."""
+    clock: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for e in facts.clocks:
+        clock[e.carer_id].append((e.at, e.direction))
+    corrected = {c.carer_id: (c.clock_in_at, c.clock_out_at) for c in facts.corrections}  # the latest wins
+    from_clock = [carer_attendance(carer, events) for carer, events in clock.items() if carer not in corrected]
+    attendance = [a for a in from_clock if a is not None]
+    attendance += [CarerAttendance(carer, cin, None, cout) for carer, (cin, cout) in corrected.items()]
+    th = resolve_thresholds(global_th, facts.commissioner_thresholds, facts.package_thresholds)
+    return VisitState(facts.shift, tuple(attendance), facts.commissioner_id, facts.cancelled_at), th
+
+
+def carer_attendance(carer_id: str, events: Sequence[tuple[datetime, str]]) -> CarerAttendance | None:
+    """One carer's clock events on a shift, reduced to what the absence rules need."""
+    ordered = sorted(events)  # at the same instant 'in' sorts before 'out'
+    ins = [at for at, direction in ordered if direction == "in"]
+    if not ins:
+        return None
+    outs = [at for at, direction in ordered if direction == "out"]
+    last_at, last_direction = ordered[-1]
+    return CarerAttendance(
+        carer_id, ins[0], last_at if last_direction == "in" else None, outs[-1] if outs else None
+    )
+
+
+def visit_decisions(visit: VisitState, th: Thresholds, now: datetime) -> list[AlertDecision]:
+    found = [
+        rules.late_start(visit, th, now),
+        rules.missed_visit(visit, th, now),
+        rules.partial_attendance(visit, th, now),
+    ]
+    return [d for d in found if d is not None] + rules.lone_worker_overdue(visit, th, now)
+
+
+
+
+@dataclass(frozen=True)
+class ClockArrival:
+    """A clock event that has just been applied, as the arrival rules need it."""
+
+    direction: Direction
+    shift_id: str
+    carer_id: str
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class CarerRecord:
+    """A carer as registered: with which provider, and their competencies."""
+
+    provider_id: str
+    competencies: tuple[str, ...] = ()
+
+
+def attended_seconds(ledgers: Mapping[str, ShiftLedger], keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Seconds each (shift, carer) attended per the ledgers, for carers with no attendance still open."""
+    found: dict[tuple[str, str], int] = {}
+    open_pairs: set[tuple[str, str]] = set()
+    for shift_id in {s for s, _ in keys}:
+        ledger = ledgers.get(shift_id)
+        for pair in ledger.attendance if ledger is not None else ():
+            key = (shift_id, pair.carer_id)
+            if key not in keys:
+                continue
+            if pair.clock_out_at is None:
+                open_pairs.add(key)
+                continue
+            found[key] = found.get(key, 0) + pair.seconds
+    return {k: v for k, v in found.items() if k not in open_pairs}
+
+
+def arrival_decisions(arrivals: Sequence[ClockArrival], visits: Mapping[str, tuple[VisitState, Thresholds]],
+                      carers: Mapping[str, CarerRecord], people: Mapping[str, Location],
+                      attended: Mapping[tuple[str, str], int]) -> list[AlertDecision]:
+    """On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH; on a clock-out that
+    leaves the carer with no open attendance on the visit: SHORT_VISIT and OVERRUN."""
+    decisions: list[AlertDecision] = []
+    for a in arrivals:
+        if a.shift_id not in visits:
+            continue
+        visit, th = visits[a.shift_id]
+        shift, com = visit.shift, visit.commissioner_id
+        registered = carers.get(a.carer_id)
+        if a.direction == "in":
+            found = [
+                rules.unknown_carer(shift, a.carer_id, registered.provider_id if registered else None, com),
+                rules.competence_mismatch(shift, a.carer_id, registered.competencies if registered else None, com),
+                rules.location_mismatch(shift, a.carer_id, people.get(shift.package_id), a.location, th, com),
+            ]
+        elif (shift.shift_id, a.carer_id) in attended:
+            seconds = attended[(shift.shift_id, a.carer_id)]
+            found = [rules.short_visit(shift, a.carer_id, seconds, th, com),
+                     rules.overrun(shift, a.carer_id, seconds, th, com)]
+        else:
+            found = []
+        decisions += [d for d in found if d is not None]
+    return decisions
+
+
+def registration_decisions(registered: Mapping[str, str],
+                           unknown: Sequence[tuple[str, str, str]]) -> list[AlertDecision]:
+    """UNKNOWN_CARER auto-resolves (caused by late data) once the carer's registration with the shift's
+    provider arrives. `registered`: carer -> provider just registered; `unknown`: the open alerts as
+    (subject, carer, shift's provider)."""
+    return [AlertDecision("resolve", rules.AlertKind.UNKNOWN_CARER, "carer", subject, carer_id=carer,
+                          provider_id=provider, late_data=True)
+            for subject, carer, provider in unknown if registered.get(carer) == provider]

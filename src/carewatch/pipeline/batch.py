@@ -1,0 +1,164 @@
+"""Applying a batch of validated care events to the database in one transaction.
+
+Events new to the events table are applied; repeats change nothing. An event whose reference (its
+shift, package, provider or commissioner) is neither stored nor in the batch is held and applied
+when the reference arrives; one outside its provider's ownership is refused (stage `scope`). Every
+shift touched has its ledger rebuilt from all its stored facts, so the result does not depend on
+arrival order; the event-driven alert rules run over the same facts, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+
+from carewatch import metrics
+from carewatch.alerts.store import Alert
+from carewatch.domain.attendance import shift_ledger
+from carewatch.domain.calendar import zone
+from carewatch.domain.model import ShiftFacts, ShiftLedger
+from carewatch.domain.ownership import named_packages, named_shifts
+from carewatch.pipeline.alerts import batch_alerts
+from carewatch.pipeline.outcome import BatchOutcome
+from carewatch.pipeline.references import provides, references, resolve
+from carewatch.schema.events import CareEvent, Rejection
+from carewatch.store.entities import write_entities
+from carewatch.store.events import existing_references, record_events, seen_event_ids, shifts_of
+from carewatch.store.held import HeldEvent, hold, take_resolvable, take_waiting_for
+from carewatch.store.ledgers import save_ledgers
+from carewatch.store.ownership import load_owners
+from carewatch.store.shift_facts import load_shift_facts
+
+
+class LedgerRebuildError(RuntimeError):
+    """A shift's stored facts could not be turned into its ledger."""
+
+
+@dataclass
+class _Tally:
+    applied: list[CareEvent] = field(default_factory=list)
+    held: int = 0
+    released: int = 0
+    shifts: set[str] = field(default_factory=set)
+    packages: set[str] = field(default_factory=set)
+    commissioners: set[str] = field(default_factory=set)
+    alerts: list[Alert] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+async def _within_scope(conn: AsyncConnection[Any], ready: list[HeldEvent], existing: set[str],
+                        tally: _Tally) -> tuple[list[HeldEvent], list[tuple[HeldEvent, str]]]:
+    """The ready events that respect ownership (domain/ownership.py), in order; those outside it are
+    refused (stage `scope`), and those whose reference only a refused event would have made wait."""
+    named = [(h.event.type, h.event.payload) for h in ready]
+    owners = await load_owners(conn, named_packages(named), named_shifts(named))
+    available = set(existing)
+    accepted: list[HeldEvent] = []
+    waiting: list[tuple[HeldEvent, str]] = []
+    for item in ready:
+        e = item.event
+        missing = next((r for r in references(e) if r not in available), None)
+        if missing is not None:
+            waiting.append((item, missing))
+            continue
+        problem = owners.judge(e.type, e.payload, e.occurred_at)
+        if problem is not None:
+            tally.rejections.append(Rejection(problem, "scope", e.event_id, e.type, e.raw))
+            continue
+        accepted.append(item)
+        if (made := provides(e)) is not None:
+            available.add(made)
+    return accepted, waiting
+
+
+async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], now: datetime,
+                        tally: _Tally) -> None:
+    """Apply what can be applied, hold the rest, and repeat with whatever the applied events release."""
+    while pending:
+        refs = {ref for item in pending for ref in references(item.event)}
+        existing = await existing_references(conn, refs)
+        ready, waiting = resolve(pending, set(existing))
+        ready, unowned = await _within_scope(conn, ready, existing, tally)
+        waiting += unowned
+        await hold(conn, waiting)
+        tally.held += len(waiting)
+        fresh = await record_events(conn, [item.event for item in ready], now)
+        applied = [item.event for item in ready if item.event.event_id in fresh]
+        await write_entities(conn, applied)
+        tally.applied.extend(applied)
+        for e in applied:
+            if e.type.startswith(("shift.", "visit.")):
+                tally.shifts.add(e.payload["shift_id"])
+            elif e.type == "package.approved":
+                tally.packages.add(e.payload["package_id"])
+            elif e.type == "commissioner.registered":
+                tally.commissioners.add(e.payload["commissioner_id"])
+        made = {ref for e in applied if (ref := provides(e)) is not None}
+        pending = await take_waiting_for(conn, made)
+        tally.released += len(pending)
+
+
+def rebuild_ledgers(facts: Collection[ShiftFacts], default_zone: ZoneInfo | None = None) -> dict[str, ShiftLedger]:
+    """Each shift's ledger from its facts (domain/attendance.py); never left stale in silence: a shift
+    that cannot be computed is counted and raised, so that the batch is split until the event that
+    made its facts unusable is found and rejected (pipeline/processor.py)."""
+    ledgers: dict[str, ShiftLedger] = {}
+    for f in facts:
+        try:
+            ledgers[f.shift.shift_id] = shift_ledger(f.shift, f.clocks, f.corrections, f.rates,
+                                                     zone(f.timezone, default_zone))
+        except Exception as exc:
+            metrics.LEDGER_REBUILD_FAILURES.inc()
+            raise LedgerRebuildError(f"the ledger of shift {f.shift.shift_id} cannot be computed: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+    return ledgers
+
+
+async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> tuple[str, ...]:
+    """Rebuild the ledger of every shift touched, including all shifts of changed packages and time
+    zones, then run the event alert rules over the same facts; return the shifts touched."""
+    shifts = set(tally.shifts)
+    if tally.packages or tally.commissioners:
+        shifts |= await shifts_of(conn, tally.packages, tally.commissioners)
+    # Locked (FOR UPDATE, in shift order) so that two workers rebuilding one shift take turns and
+    # the later always reads the earlier's facts: an older ledger never overwrites a newer one.
+    facts: Mapping[str, ShiftFacts] = await load_shift_facts(conn, shifts, lock=True)
+    ledgers = rebuild_ledgers(facts.values())
+    await save_ledgers(conn, ledgers.values(), now)
+    tally.alerts = await batch_alerts(conn, tally.applied, now, facts, ledgers)
+    return tuple(sorted(shifts))
+
+
+def _outcome(tally: _Tally, duplicates: int, affected: tuple[str, ...]) -> BatchOutcome:
+    return BatchOutcome(len(tally.applied), duplicates, tally.held, tally.released, len(tally.rejections),
+                        affected, tuple(tally.applied), tuple(tally.alerts), tuple(tally.rejections))
+
+
+async def apply_batch(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime) -> BatchOutcome:
+    """Apply one batch of validated events in one transaction; what it refuses (scope) is returned."""
+    async with conn.transaction():
+        unique: dict[str, CareEvent] = {}
+        for event in events:
+            unique.setdefault(event.event_id, event)
+        seen = await seen_event_ids(conn, list(unique.values()))
+        pending = [HeldEvent(e, now) for eid, e in unique.items() if eid not in seen]
+        tally = _Tally()
+        await _apply_rounds(conn, pending, now, tally)
+        affected = await _finish(conn, tally, now)
+    return _outcome(tally, len(events) - len(pending), affected)
+
+
+async def release_held(conn: AsyncConnection[Any], now: datetime,
+                       event_ids: Sequence[str] | None = None) -> BatchOutcome:
+    """Apply the held events (all, or those of `event_ids`) whose reference now exists."""
+    async with conn.transaction():
+        pending = await take_resolvable(conn, event_ids)
+        tally = _Tally(released=len(pending))
+        await _apply_rounds(conn, pending, now, tally)
+        affected = await _finish(conn, tally, now)
+    return _outcome(tally, 0, affected)
