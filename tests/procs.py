@@ -114,7 +114,7 @@ def create_token(database_url: str, role: str, scope: str | None = None) -> str:
     """A token made the way an administrator makes one: `carewatch token create`."""
     args = [sys.executable, "-m", "carewatch", "token", "create", "--role", role]
     if scope:
-        args += ["--scope", scope]
+        args += ["--scope", scope, "--force"]  # tests make tokens before the scope's events arrive
     done = subprocess.run(args, env={**os.environ, "CAREWATCH_DATABASE_URL": database_url}, cwd=ROOT,
                           capture_output=True, text=True, timeout=30, check=True)
     return done.stdout.strip()

@@ -4,29 +4,85 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from carewatch import settings as settings_module
-from carewatch.services import ServiceUnavailable
+from carewatch.logs import setup_logging
+from carewatch.services import (
+    ServiceUnavailable,
+    check_kafka,
+    check_port_free,
+    check_postgres,
+    check_redis,
+    require_database,
+)
+from carewatch.settings import Settings
+
+LOGS = ("CAREWATCH_LOG_LEVEL", "CAREWATCH_LOG_FORMAT")
+KAFKA = ("CAREWATCH_KAFKA_URL", "CAREWATCH_EVENTS_TOPIC", "CAREWATCH_TOPIC_PARTITIONS")
+CLOCK = ("CAREWATCH_CLOCK", "CAREWATCH_TIMEZONE")
+
+# The environment variables each command reads (its --help lists them with their defaults).
+READS: dict[str, tuple[str, ...]] = {
+    "migrate": ("CAREWATCH_DATABASE_URL",),
+    "broker": (),
+    "worker": (*KAFKA, "CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL", "CAREWATCH_REDIS_PREFIX",
+               "CAREWATCH_DEAD_LETTER_TOPIC", "CAREWATCH_CONSUMER_GROUP", "CAREWATCH_BATCH_SIZE",
+               "CAREWATCH_BATCH_WITHIN", "CAREWATCH_FETCH_MAX_WAIT_MS", "CAREWATCH_HOLD_LIMIT_SECONDS", *CLOCK,
+               "CAREWATCH_WORKER_WEB_PORT", "CAREWATCH_WORKER_METRICS_PORT", "CAREWATCH_METRICS_HOST",
+               "CAREWATCH_WORKER_SESSION_TIMEOUT"),
+    "api": ("CAREWATCH_KAFKA_URL", "CAREWATCH_EVENTS_TOPIC", "CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL",
+            "CAREWATCH_REDIS_PREFIX", *CLOCK, "CAREWATCH_ENV", "CAREWATCH_SUBSCRIBER_QUEUE",
+            "CAREWATCH_METRICS_TOKEN_REQUIRED", "CAREWATCH_INGEST_RATE_PER_MINUTE", "CAREWATCH_TOKEN_CACHE_SECONDS"),
+    "scheduler": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL", "CAREWATCH_REDIS_PREFIX", *CLOCK,
+                  "CAREWATCH_SCHEDULER_METRICS_PORT", "CAREWATCH_METRICS_HOST"),
+    "simulate": (*KAFKA, *CLOCK),
+    "demo": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL", "CAREWATCH_TIMEZONE", "CAREWATCH_EVENTS_TOPIC",
+             "CAREWATCH_TOPIC_PARTITIONS", "CAREWATCH_ENV"),
+    "bench": ("CAREWATCH_DATABASE_URL",),
+    "token": ("CAREWATCH_DATABASE_URL",),
+    "thresholds": ("CAREWATCH_DATABASE_URL",),
+    "alert-latency": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL"),
+}
 
 
-def _migrate(args: argparse.Namespace) -> int:
-    from carewatch.schema.migrate import ensure_database, migrate
-    from carewatch.services import check_postgres
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each option's meaning (none where there is no default), epilogs as written."""
 
-    settings = settings_module.load()
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, "") or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _epilog(names: Sequence[str]) -> str:
+    known = {v.name: v for v in settings_module.variables()}
+    lines = ["environment variables (default in brackets):"]
+    for name in [*names, *LOGS]:
+        v = known[name]
+        lines.append(f"  {v.name:<34} {v.meaning} [{v.default}]")
+    return "\n".join(lines)
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from carewatch.schema.migrate import MigrationError, ensure_database, migrate
+
     check_postgres(settings.database_url)
     if ensure_database(settings.database_url):
         print("migrate: created the database", flush=True)
-    migrate(settings.database_url, log=True)
+    try:
+        migrate(settings.database_url, log=True)
+    except MigrationError as exc:
+        raise ServiceUnavailable(str(exc)) from None
     return 0
 
 
-def _broker(args: argparse.Namespace) -> int:
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
     from carewatch.services import start_broker
 
+    check_port_free("127.0.0.1", args.port, "stop the broker already there, or pass --port")
     broker = start_broker(args.port)
     print(f"broker: tansu listening at {broker.kafka_url} (memory storage); Ctrl-C stops it", flush=True)
     try:
@@ -39,55 +95,67 @@ def _broker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(args: argparse.Namespace) -> int:
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.stream.worker import run_worker
 
-    return run_worker(settings_module.load())
+    require_database(settings.database_url)
+    check_redis(settings.redis_url)
+    check_kafka(settings.kafka_url)
+    return run_worker(settings)
 
 
-def _api(args: argparse.Namespace) -> int:
+def _api(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.web import run_api
 
-    return run_api(settings_module.load(), host=args.host, port=args.port)
+    require_database(settings.database_url)
+    check_redis(settings.redis_url)
+    check_port_free(args.host, args.port, "stop whatever listens there (another API or demo?), or pass --port")
+    return run_api(settings, host=args.host, port=args.port)
 
 
-def _scheduler(args: argparse.Namespace) -> int:
+def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.alerts.scheduler import run_scheduler
 
-    return run_scheduler(settings_module.load())
+    require_database(settings.database_url)
+    check_redis(settings.redis_url)
+    return run_scheduler(settings)
 
 
-def _simulate(args: argparse.Namespace) -> int:
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.simulator.run import run_simulate
 
-    return run_simulate(settings_module.load(), args)
+    if args.target == "kafka":
+        check_kafka(settings.kafka_url)
+    return run_simulate(settings, args)
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.demo import run_demo
 
     return run_demo(args)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.bench import run_bench
 
     return run_bench(args)
 
 
-def _token(args: argparse.Namespace) -> int:
+def _token(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.security.token_cli import run_token_command
 
-    return run_token_command(settings_module.load(), args)
+    require_database(settings.database_url)
+    return run_token_command(settings, args)
 
 
-def _thresholds(args: argparse.Namespace) -> int:
+def _thresholds(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.alerts.thresholds_cli import run_thresholds_command
 
-    return run_thresholds_command(settings_module.load(), args)
+    require_database(settings.database_url)
+    return run_thresholds_command(settings, args)
 
 
-def _alert_latency(args: argparse.Namespace) -> int:
+def _alert_latency(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.latency import run
 
     return run(args)
@@ -108,88 +176,108 @@ def _add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cancel-rate", type=float, default=0.04, help="share of visits cancelled")
 
 
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carewatch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="carewatch", description=__doc__, formatter_class=HelpFormatter,
+                                     epilog=_epilog([v.name for v in settings_module.variables()
+                                                     if v.name not in LOGS]))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("migrate", help="create the database if needed and apply the migrations")
-    p.set_defaults(func=_migrate)
+    def command(name: str, help: str, func: Handler, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=description or help, formatter_class=HelpFormatter,
+                           epilog=_epilog(READS[name]))
+        p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("broker", help="run a local tansu Kafka-compatible broker (memory storage)")
-    p.add_argument("--port", type=int, default=9092)
-    p.set_defaults(func=_broker)
+    command("migrate", "create the database if needed and apply the migrations (safe to run again)", _migrate)
 
-    p = sub.add_parser("worker", help="run the stream worker (faust) on the care-events topic")
-    p.set_defaults(func=_worker)
+    p = command("broker", "run a local tansu Kafka-compatible broker (memory storage)", _broker)
+    p.add_argument("--port", type=int, default=9092, help="port to listen on, on 127.0.0.1")
 
-    p = sub.add_parser("api", help="serve GraphQL, POST /events, /healthz and /metrics")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.set_defaults(func=_api)
+    command("worker", "run the stream worker (faust) on the care-events topic", _worker)
 
-    p = sub.add_parser("scheduler", help="run the deadline sweeps and periodic jobs")
-    p.set_defaults(func=_scheduler)
+    p = command("api", "serve GraphQL, POST /events, /healthz, /readyz and /metrics", _api)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
 
-    p = sub.add_parser("simulate", help="feed a seeded synthetic care day to Kafka or POST /events")
+    command("scheduler", "run the deadline sweeps and periodic jobs", _scheduler)
+
+    p = command("simulate", "feed a seeded synthetic care day to Kafka or POST /events", _simulate)
     _add_simulation_options(p)
-    p.add_argument("--target", choices=["kafka", "http"], default="kafka")
+    p.add_argument("--target", choices=["kafka", "http"], default="kafka",
+                   help="kafka: produce to CAREWATCH_KAFKA_URL; http: POST /events to --api-url")
     p.add_argument("--api-url", default="http://127.0.0.1:8000", help="API base URL for --target http")
-    p.add_argument("--token", default=None, help="bearer token for --target http")
-    p.set_defaults(func=_simulate)
+    p.add_argument("--token", default=None, help="bearer token for --target http (an ingest or admin token)")
 
-    p = sub.add_parser("demo", help="run broker, worker, API, scheduler and the simulator together")
+    p = command("demo", "run broker, worker, API, scheduler and the simulator together", _demo,
+                "Everything on this machine: a simulated week backfilled at full speed, then a live care day "
+                "at --speed, with ready tokens for each role. Refuses to start when its port or database is "
+                "in use.")
     _add_simulation_options(p)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    p.add_argument("--port", type=int, default=8000, help="port the API listens on")
     p.add_argument("--embedded", action="store_true",
                    help="use an embedded PostgreSQL and Redis (from PyPI wheels) even when the machine has "
                         "its own; without this they are used only where none answers")
+    p.add_argument("--backfill-days", type=float, default=7.0,
+                   help="simulated days before --start sent at full speed before going live, so that rolling "
+                        "7-day figures are whole from the first minute (0: none)")
     p.add_argument("--duration", type=float, default=0.0,
                    help="stop after this many real seconds (0: run until Ctrl-C)")
-    p.set_defaults(func=_demo)
 
-    p = sub.add_parser("bench", help="throughput benchmark of the real worker against the bare consumer ceiling")
-    p.add_argument("--events", type=int, default=60000)
-    p.add_argument("--runs", type=int, default=3)
+    p = command("bench", "throughput benchmark of the real worker against the bare consumer ceiling", _bench)
+    p.add_argument("--events", type=int, default=60000, help="events per run")
+    p.add_argument("--runs", type=int, default=3, help="runs; the table gives each and the median")
     p.add_argument("--workers", type=int, default=1, help="worker processes in the one consumer group")
-    p.set_defaults(func=_bench)
-    p = sub.add_parser("token", help="create, list or revoke API tokens (the secret is shown once)")
+
+    p = command("token", "create, list or revoke API tokens (the secret is shown once)", _token)
     token_sub = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")
-    t = token_sub.add_parser("create", help="create a token; prints the secret alone on standard output")
+    t = token_sub.add_parser("create", help="create a token; prints the secret alone on standard output",
+                             formatter_class=HelpFormatter, epilog=_epilog(READS["token"]))
     t.add_argument("--role", required=True, help="admin, commissioner, safeguarding, provider or ingest")
-    t.add_argument("--scope", default=None, help="commissioner id or provider id (every role but admin)")
+    t.add_argument("--scope", default=None,
+                   help="commissioner id (commissioner, safeguarding) or provider id (provider, ingest); "
+                        "admin takes none")
     t.add_argument("--name", default="", help="who or what the token is for")
-    token_sub.add_parser("list", help="list tokens (never their secrets)")
-    t = token_sub.add_parser("revoke", help="revoke a token by id")
-    t.add_argument("id", type=int)
-    p.set_defaults(func=_token)
+    t.add_argument("--force", action="store_true",
+                   help="create it even when the scope id is not in the database yet (its events have not "
+                        "arrived)")
+    token_sub.add_parser("list", help="list tokens with a header (never their secrets)",
+                         formatter_class=HelpFormatter, epilog=_epilog(READS["token"]))
+    t = token_sub.add_parser("revoke", help="revoke a token by id", formatter_class=HelpFormatter,
+                             epilog=_epilog(READS["token"]))
+    t.add_argument("id", type=int, help="the token's id, as `carewatch token list` shows it")
 
-    p = sub.add_parser("thresholds", help="set or show a commissioner's alert threshold overrides")
+    p = command("thresholds", "set or show a commissioner's alert threshold overrides", _thresholds)
     th_sub = p.add_subparsers(dest="thresholds_command", required=True, metavar="ACTION")
-    t = th_sub.add_parser("set", help="merge name=value overrides, e.g. late_start_minutes=20")
+    t = th_sub.add_parser("set", help="merge name=value overrides, e.g. late_start_minutes=20",
+                          formatter_class=HelpFormatter, epilog=_epilog(READS["thresholds"]))
     t.add_argument("--commissioner", required=True, help="commissioner id")
-    t.add_argument("assignments", nargs="*", metavar="NAME=VALUE")
+    t.add_argument("assignments", nargs="*", metavar="NAME=VALUE", help="overrides to set, e.g. late_start_minutes=20")
     t.add_argument("--clear", action="append", metavar="NAME", help="drop an override (back to the default)")
-    t = th_sub.add_parser("show", help="print the commissioner's overrides as JSON")
+    t = th_sub.add_parser("show", help="print the commissioner's overrides as JSON", formatter_class=HelpFormatter,
+                          epilog=_epilog(READS["thresholds"]))
     t.add_argument("--commissioner", required=True, help="commissioner id")
-    p.set_defaults(func=_thresholds)
 
-    p = sub.add_parser("alert-latency",
-                       help="measure clock-out -> alert and deadline -> absence alert delivery under load")
+    p = command("alert-latency", "measure clock-out -> alert and deadline -> absence alert delivery under load",
+                _alert_latency)
     p.add_argument("--visits", type=int, default=200, help="clock-outs that each raise a SHORT_VISIT alert")
     p.add_argument("--absences", type=int, default=100, help="shifts left without a clock-in (LATE_START)")
     p.add_argument("--background-rate", type=float, default=1000.0, help="background events per second")
     p.add_argument("--runs", type=int, default=3, help="repeat runs; the table gives each and the median")
-    p.set_defaults(func=_alert_latency)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        settings = settings_module.load()
+        setup_logging(settings, command=args.command)
+        return int(args.func(args, settings) or 0)
     except ServiceUnavailable as exc:
-        print(f"carewatch: {exc}", file=sys.stderr)
+        print(f"carewatch {args.command}: {exc}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         return 130

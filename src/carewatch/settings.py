@@ -1,9 +1,15 @@
-"""Settings from the environment, each with a local default (contracts/README.md)."""
+"""Settings from the environment, each with a local default (contracts/README.md).
+
+Every setting is declared once with `setting(variable, default, meaning)`; `variables()` lists
+them for `carewatch --help`, so the help and the code cannot disagree.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from carewatch.domain.model import DEFAULT_TIMEZONE
 
@@ -33,79 +39,92 @@ def _env_float(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    return raw in ("1", "true", "yes")
+
+
+_PARSERS: dict[type, Callable[[str, Any], Any]] = {str: _env, int: _env_int, float: _env_float, bool: _env_bool}
+
+
+def setting(variable: str, default: str | int | float | bool, meaning: str) -> Any:
+    """A Settings field read from `variable` (else `default`) each time Settings() is made."""
+    parse = _PARSERS[type(default)]
+    return field(default_factory=lambda: parse(variable, default),
+                 metadata={"variable": variable, "default": default, "meaning": meaning})
+
+
+@dataclass(frozen=True)
+class Variable:
+    """An environment variable Carewatch reads, for the help text and the docs."""
+
+    name: str
+    default: str
+    meaning: str
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a Carewatch process is configured with."""
 
-    kafka_url: str = field(default_factory=lambda: _env("CAREWATCH_KAFKA_URL", "kafka://127.0.0.1:9092"))
-    """Kafka brokers, `kafka://host:port`, several separated by `;`."""
-
-    database_url: str = field(
-        default_factory=lambda: _env("CAREWATCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/carewatch")
-    )
-    """PostgreSQL (TimescaleDB in production) connection URL."""
-
-    redis_url: str = field(default_factory=lambda: _env("CAREWATCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    """Redis for pub/sub fan-out and the scheduler lease."""
-
-    timezone: str = field(default_factory=lambda: _env("CAREWATCH_TIMEZONE", DEFAULT_TIMEZONE))
-    """Default IANA time zone for local rules (bands, weeks) when a commissioner names none."""
-
-    events_topic: str = field(default_factory=lambda: _env("CAREWATCH_EVENTS_TOPIC", "care-events"))
-    """Input topic of care events."""
-
-    dead_letter_topic: str = field(
-        default_factory=lambda: _env("CAREWATCH_DEAD_LETTER_TOPIC", "care-events.dead-letter")
-    )
-    """Where rejected input goes, with its reason."""
-
-    topic_partitions: int = field(default_factory=lambda: _env_int("CAREWATCH_TOPIC_PARTITIONS", 4))
-    """Partitions of the care-events topic when Carewatch creates it."""
-
-    consumer_group: str = field(default_factory=lambda: _env("CAREWATCH_CONSUMER_GROUP", "carewatch-worker"))
-    """Kafka consumer group (the faust app id) of the stream workers."""
-
-    batch_size: int = field(default_factory=lambda: _env_int("CAREWATCH_BATCH_SIZE", 2000))
-    """Most events the worker takes from the stream at once."""
-
-    batch_within_seconds: float = field(default_factory=lambda: _env_float("CAREWATCH_BATCH_WITHIN", 0.2))
-    """Longest the worker waits to fill a batch."""
-
-    fetch_max_wait_ms: int = field(default_factory=lambda: _env_int("CAREWATCH_FETCH_MAX_WAIT_MS", 100))
-    """Longest a Kafka fetch waits for data (faust fixes 1,500 ms, which delays events under light load)."""
-
-    subscriber_queue: int = field(default_factory=lambda: _env_int("CAREWATCH_SUBSCRIBER_QUEUE", 1000))
-    """Updates a subscription may fall behind before the API closes its websocket (code 4413)."""
-
-    hold_limit_seconds: int = field(default_factory=lambda: _env_int("CAREWATCH_HOLD_LIMIT_SECONDS", 3600))
-    """How long (processing time) an event naming something unknown is held before it is rejected."""
-
-    clock: str = field(default_factory=lambda: _env("CAREWATCH_CLOCK", "system"))
-    """Processing clock: `system`, or `accelerated:<sim start>@<real start>x<speed>` (see clock.py)."""
-
-    environment: str = field(default_factory=lambda: _env("CAREWATCH_ENV", "development"))
-    """`development` serves GraphiQL and detailed errors; `production` hides both."""
-
-    worker_web_port: int = field(default_factory=lambda: _env_int("CAREWATCH_WORKER_WEB_PORT", 0))
-    """Port of the faust worker's own web server; 0 picks a free one."""
-
-    worker_metrics_port: int = field(default_factory=lambda: _env_int("CAREWATCH_WORKER_METRICS_PORT", 0))
-    """Port the worker serves Prometheus metrics on; 0 serves none."""
-
-    worker_session_timeout_seconds: float = field(
-        default_factory=lambda: _env_float("CAREWATCH_WORKER_SESSION_TIMEOUT", 10.0)
-    )
-    """Kafka consumer session timeout: a dead worker's partitions move after this long."""
-
-    metrics_token_required: bool = field(
-        default_factory=lambda: _env("CAREWATCH_METRICS_TOKEN_REQUIRED", "false").lower() in ("1", "true", "yes"))
-    """Whether /metrics asks for a bearer token (any role but ingest); off so Prometheus can scrape."""
-
-    ingest_rate_per_minute: int = field(default_factory=lambda: _env_int("CAREWATCH_INGEST_RATE_PER_MINUTE", 600))
-    """POST /events requests each token may make per minute (0: no limit); more get 429."""
-
-    token_cache_seconds: float = field(default_factory=lambda: _env_float("CAREWATCH_TOKEN_CACHE_SECONDS", 5.0))
-    """How long a confirmed token is trusted without the database: the most a revocation waits."""
+    kafka_url: str = setting("CAREWATCH_KAFKA_URL", "kafka://127.0.0.1:9092",
+                             "Kafka brokers, kafka://host:port, several separated by ';'")
+    database_url: str = setting("CAREWATCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/carewatch",
+                                "PostgreSQL (TimescaleDB in production) connection URL")
+    redis_url: str = setting("CAREWATCH_REDIS_URL", "redis://127.0.0.1:6379/0",
+                             "Redis for pub/sub fan-out, the scheduler lease and rate limits")
+    timezone: str = setting("CAREWATCH_TIMEZONE", DEFAULT_TIMEZONE,
+                            "default IANA time zone for local rules (bands, weeks) when a commissioner names none")
+    events_topic: str = setting("CAREWATCH_EVENTS_TOPIC", "care-events", "input topic of care events")
+    dead_letter_topic: str = setting("CAREWATCH_DEAD_LETTER_TOPIC", "care-events.dead-letter",
+                                     "where rejected input goes, with its reason")
+    topic_partitions: int = setting("CAREWATCH_TOPIC_PARTITIONS", 4,
+                                    "partitions of the care-events topic when Carewatch creates it")
+    consumer_group: str = setting("CAREWATCH_CONSUMER_GROUP", "carewatch-worker",
+                                  "Kafka consumer group (the faust app id) of the stream workers")
+    batch_size: int = setting("CAREWATCH_BATCH_SIZE", 2000, "most events the worker takes from the stream at once")
+    batch_within_seconds: float = setting("CAREWATCH_BATCH_WITHIN", 0.2,
+                                          "longest the worker waits to fill a batch, in seconds")
+    fetch_max_wait_ms: int = setting(
+        "CAREWATCH_FETCH_MAX_WAIT_MS", 100,
+        "longest a Kafka fetch waits for data (faust fixes 1,500 ms, which delays events under light load)")
+    subscriber_queue: int = setting(
+        "CAREWATCH_SUBSCRIBER_QUEUE", 1000,
+        "updates a subscription may fall behind before the API closes its websocket (code 4413)")
+    hold_limit_seconds: int = setting(
+        "CAREWATCH_HOLD_LIMIT_SECONDS", 3600,
+        "how long (processing time) an event naming something unknown is held before it is rejected")
+    clock: str = setting("CAREWATCH_CLOCK", "system",
+                         "processing clock: system, or accelerated:<sim start>@<real start>x<speed> (clock.py)")
+    environment: str = setting("CAREWATCH_ENV", "development",
+                               "development serves GraphiQL and detailed errors; production hides both")
+    worker_web_port: int = setting("CAREWATCH_WORKER_WEB_PORT", 0,
+                                   "port of the faust worker's own web server; 0 picks a free one")
+    worker_metrics_port: int = setting("CAREWATCH_WORKER_METRICS_PORT", 0,
+                                       "port the worker serves Prometheus metrics on; 0 serves none")
+    scheduler_metrics_port: int = setting("CAREWATCH_SCHEDULER_METRICS_PORT", 0,
+                                          "port the scheduler serves Prometheus metrics on; 0 serves none")
+    metrics_host: str = setting(
+        "CAREWATCH_METRICS_HOST", "127.0.0.1",
+        "address the worker's and the scheduler's metrics bind to (0.0.0.0 in containers, for Prometheus)")
+    worker_session_timeout_seconds: float = setting(
+        "CAREWATCH_WORKER_SESSION_TIMEOUT", 10.0,
+        "Kafka consumer session timeout in seconds: a dead worker's partitions move after this long")
+    metrics_token_required: bool = setting(
+        "CAREWATCH_METRICS_TOKEN_REQUIRED", False,
+        "whether the API's /metrics asks for a bearer token (any role but ingest); off so Prometheus can scrape")
+    ingest_rate_per_minute: int = setting(
+        "CAREWATCH_INGEST_RATE_PER_MINUTE", 600,
+        "POST /events requests each token may make per minute (0: no limit); more get 429")
+    token_cache_seconds: float = setting(
+        "CAREWATCH_TOKEN_CACHE_SECONDS", 5.0,
+        "how long a confirmed token is trusted without the database: the most a revocation waits")
+    log_level: str = setting("CAREWATCH_LOG_LEVEL", "INFO",
+                             "DEBUG, INFO, WARNING or ERROR; routine per-second job lines show at DEBUG")
+    log_format: str = setting("CAREWATCH_LOG_FORMAT", "text",
+                              "text (one plain line per record), or json (one JSON object per line, for production)")
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -123,6 +142,24 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+
+# Read outside Settings (by the module named), listed here so that the help names them too.
+OTHER_VARIABLES = (
+    Variable("CAREWATCH_REDIS_PREFIX", "carewatch:<database name>",
+             "prefix of Redis channels and keys (alerts/bus.py), so deployments sharing a Redis never meet"),
+)
+
+
+def _shown(default: object) -> str:
+    return str(default).lower() if isinstance(default, bool) else str(default)
+
+
+def variables() -> list[Variable]:
+    """Every environment variable Carewatch reads, with its default and meaning."""
+    declared = [Variable(f.metadata["variable"], _shown(f.metadata["default"]), f.metadata["meaning"])
+                for f in fields(Settings) if "variable" in f.metadata]
+    return [*declared, *OTHER_VARIABLES]
 
 
 def load() -> Settings:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import redis.asyncio as aioredis
@@ -31,6 +31,7 @@ from carewatch.graphql.over_http import GraphQLOverHTTP
 from carewatch.graphql.schema import build_schema
 from carewatch.ingest_http import EventProducer, post_events
 from carewatch.pages import board_routes, graphiql_page, graphiql_routes
+from carewatch.request_metrics import RequestMetrics
 from carewatch.security.gate import AccessGate, Authenticator, viewer_in_scope
 from carewatch.security.rate_limit import IngestRateLimiter
 from carewatch.security.tokens import TokenCache
@@ -86,11 +87,11 @@ async def events(request: Request) -> Response:
                              producer=state.producer, clock=state.clock)
 
 
-async def _check_postgres(pool: AsyncConnectionPool) -> str:
+async def _check_postgres(pool: AsyncConnectionPool, query: LiteralString = "SELECT 1") -> str:
     try:
         async with (asyncio.timeout(HEALTH_TIMEOUT_SECONDS),
                     pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as conn):
-            await conn.execute("SELECT 1")
+            await conn.execute(query)
         return "ok"
     except Exception as exc:  # any failure is "not healthy", reported, never raised
         return f"unavailable: {type(exc).__name__}: {exc}"
@@ -111,6 +112,16 @@ async def healthz(request: Request) -> Response:
     healthy = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
                         status_code=200 if healthy else 503)
+
+
+async def readyz(request: Request) -> Response:
+    """Ready for traffic: the database (migrated) and Redis both answer; 503 with the reason otherwise."""
+    state = app_state(request)
+    checks = {"postgres": await _check_postgres(state.pool, "SELECT 1 FROM schema_migrations LIMIT 1"),
+              "redis": await _check_redis(state.redis)}
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
 
 
 async def metrics(request: Request) -> Response:
@@ -158,6 +169,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         WebSocketRoute("/graphql", graphql_app),
         Route("/events", events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *board_routes(),
         *([] if settings.production else graphiql_routes()),
@@ -170,7 +182,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         rate_limiter=IngestRateLimiter(settings.ingest_rate_per_minute,
                                        namespace=f"carewatch:{settings.events_topic}"),
     )
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[gate])
+    # RequestMetrics is outermost, so the gate's refusals are counted too.
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestMetrics), gate])
 
 
 def _check_database(database_url: str) -> None:
@@ -192,5 +205,6 @@ def run_api(settings: Settings, host: str, port: int) -> int:
 
     _check_database(settings.database_url)
     parse_clock(settings.clock)  # a bad CAREWATCH_CLOCK fails here, with its message, not mid-request
-    uvicorn.run(create_app(settings), host=host, port=port, lifespan="on", log_level="info")
+    # log_config=None: uvicorn's lines go through carewatch.logs (plain or JSON), not its coloured handlers.
+    uvicorn.run(create_app(settings), host=host, port=port, lifespan="on", log_level="info", log_config=None)
     return 0

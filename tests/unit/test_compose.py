@@ -21,7 +21,7 @@ def services() -> dict[str, Any]:
 
 
 def test_every_service_is_there(services: dict[str, Any]) -> None:
-    assert set(services) == {"timescaledb", "kafka", "redis", "prometheus", *CAREWATCH}
+    assert set(services) == {"timescaledb", "kafka", "redis", "prometheus", "grafana", *CAREWATCH}
 
 
 def test_backing_services_are_pinned_and_health_checked(services: dict[str, Any]) -> None:
@@ -79,3 +79,41 @@ def test_dockerfile_installs_the_project_as_a_non_root_user() -> None:
 def test_console_script_named_by_the_entrypoint_exists() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'carewatch = "carewatch.cli:main"' in pyproject
+
+
+def test_prometheus_can_reach_the_worker_and_scheduler_metrics(services: dict[str, Any]) -> None:
+    """Bound to 0.0.0.0 in their containers (the default, 127.0.0.1, is unreachable from Prometheus)."""
+    config = yaml.safe_load((ROOT / "ops" / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    worker, scheduler = services["worker"]["environment"], services["scheduler"]["environment"]
+    assert worker["CAREWATCH_METRICS_HOST"] == "0.0.0.0" and scheduler["CAREWATCH_METRICS_HOST"] == "0.0.0.0"
+    assert targets["carewatch-worker"] == [f"worker:{worker['CAREWATCH_WORKER_METRICS_PORT']}"]
+    assert targets["carewatch-scheduler"] == [f"scheduler:{scheduler['CAREWATCH_SCHEDULER_METRICS_PORT']}"]
+    assert scheduler["CAREWATCH_DATABASE_URL"].endswith("@timescaledb:5432/carewatch")  # the shared env too
+    assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
+    assert all(services[name]["environment"]["CAREWATCH_LOG_FORMAT"] == "json" for name in CAREWATCH)
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(services: dict[str, Any]) -> None:
+    import json
+
+    grafana = services["grafana"]
+    assert re.fullmatch(r"grafana/grafana:[0-9]+\.[0-9]+\.[0-9]+", grafana["image"])
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in grafana["volumes"] if v.startswith("./")}
+    assert mounts["./ops/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert "3000:3000" in grafana["ports"]
+    assert grafana["environment"]["GF_ANALYTICS_CHECK_FOR_UPDATES"] == "false"  # nothing fetched at run time
+    provisioning = ROOT / "ops" / "grafana" / "provisioning"
+    datasource = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"][0]
+    assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load((provisioning / "dashboards" / "carewatch.yml").read_text())["providers"][0]
+    dashboards = mounts["./ops/grafana/dashboards"]
+    assert provider["options"]["path"] == dashboards
+    dashboard = json.loads((ROOT / "ops" / "grafana" / "dashboards" / "carewatch.json").read_text())
+    titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
+    for wanted in ("events applied per second, by type", "rejections per second, by stage", "batch time",
+                   "consumer lag", "alerts raised, by kind", "event-to-alert latency", "subscribers",
+                   "api latency", "api errors", "sweeps"):
+        assert wanted in titles, wanted
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == datasource["uid"] and panel["targets"], panel["title"]

@@ -18,7 +18,10 @@ from typing import Any, Protocol
 import psycopg
 import redis.asyncio as aioredis
 
+from carewatch import metrics
 from carewatch.alerts.store import Alert
+from carewatch.domain.alert_rules import AlertKind
+from carewatch.logs import Outage
 from carewatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,15 @@ def redis_prefix(settings: Settings) -> str:
         return explicit
     info = psycopg.conninfo.conninfo_to_dict(settings.database_url)
     return f"carewatch:{info.get('dbname') or 'carewatch'}"
+
+
+def redis_where(client: Any) -> str:
+    """`Redis at host:port` for log lines, from a client (or just `Redis` for a stand-in)."""
+    try:
+        kwargs = client.get_connection_kwargs()
+        return f"Redis at {kwargs['host']}:{kwargs['port']}"
+    except Exception:
+        return "Redis"
 
 
 @dataclass(frozen=True)
@@ -61,9 +73,14 @@ class Channels:
 class AlertBus:
     """Publishes what changed; a failure to publish is logged, never lost: clients catch up by `since`."""
 
-    def __init__(self, client: aioredis.Redis, channels: Channels) -> None:
+    def __init__(self, client: aioredis.Redis, channels: Channels, source: str = "event") -> None:
         self.client = client
         self.channels = channels
+        self.source = source  # what raises the alerts it publishes (the raised-alerts metric's label)
+        for kind in AlertKind:  # every series exists from the start, at zero
+            metrics.ALERTS_RAISED.labels(kind.value, source)
+        self.outage = Outage(log, f"{redis_where(client)} (publishing alerts)",
+                             retrying="alerts stay in the database and subscribers catch up with since")
 
     async def _publish(self, channel: str, messages: Iterable[Mapping[str, Any]]) -> int:
         sent = 0
@@ -74,13 +91,19 @@ class AlertBus:
                     sent += 1
                 if sent:
                     await pipe.execute()
-        except aioredis.RedisError:
+        except aioredis.RedisError as exc:
             # The database already holds the change; subscribers catch up with alerts(since:).
-            log.exception("could not publish %d message(s) on %s", sent, channel)
+            self.outage.failed(exc)
             return 0
+        if sent:
+            self.outage.ok()
         return sent
 
     async def publish_alerts(self, alerts: Iterable[Alert]) -> int:
+        alerts = list(alerts)
+        for alert in alerts:
+            if alert.status == "open":  # the one status an alert has only when it was just raised
+                metrics.ALERTS_RAISED.labels(alert.kind, self.source).inc()
         return await self._publish(self.channels.alerts, (a.to_json() for a in alerts))
 
     async def publish_shift_updates(self, shift_ids: Iterable[str]) -> int:
@@ -99,10 +122,15 @@ def shift_ids_in(message: Mapping[str, Any]) -> list[str]:
     return [one] if isinstance(one, str) and one else []
 
 
-async def subscribe(client: aioredis.Redis, *channels: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """Yield (channel, message) from the channels until cancelled; undecodable messages are skipped."""
+async def subscribe(client: aioredis.Redis, *channels: str, on_subscribed: Callable[[], None] | None = None
+                    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Yield (channel, message) from the channels until cancelled; undecodable messages are skipped.
+
+    `on_subscribed` is called once Redis has taken the subscription (an outage is then over)."""
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(*channels)
+    if on_subscribed is not None:
+        on_subscribed()
     try:
         while True:
             message = await pubsub.get_message(timeout=1.0)

@@ -8,6 +8,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from carewatch.alerts.bus import redis_where
+from carewatch.logs import Outage
+
 log = logging.getLogger(__name__)
 
 # Renew or release only while the lease is still ours: compare the token and act in one step.
@@ -32,6 +35,7 @@ class Lease:
         self.ttl_ms = ttl_ms
         self.token = token or secrets.token_hex(16)
         self.held = False
+        self.outage = Outage(log, f"{redis_where(client)} (scheduler lease)", retrying="standing by")
 
     async def tick(self) -> bool:
         """Renew the lease if held, else try to take it; never raises on a Redis error (then not held)."""
@@ -45,9 +49,10 @@ class Lease:
                 log.info("scheduler lease %s taken: this scheduler is active", self.key)
                 self.held = True
         except aioredis.RedisError as exc:
-            if self.held:
-                log.warning("scheduler lease %s unknown (%s); standing by", self.key, exc)
+            self.outage.failed(exc)
             self.held = False
+            return False
+        self.outage.ok()
         return self.held
 
     async def release(self) -> None:

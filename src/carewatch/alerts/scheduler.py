@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 import redis.asyncio as aioredis
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from carewatch import metrics
 from carewatch.alerts.bus import AlertBus, Channels
@@ -26,10 +28,16 @@ from carewatch.alerts.lease import Lease
 from carewatch.alerts.store import Alert
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import Clock, parse_clock
+from carewatch.logs import Outage
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
 
 log = logging.getLogger("carewatch.scheduler")
+
+# The sweeps, by the name that is also the `job` label of their metrics.
+JOBS = ("absence", "delivery/pattern/pay")
+# Failures that mean the database is away (an outage), rather than a fault in a sweep.
+CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.errors.AdminShutdown, PoolTimeout, OSError)
 
 Sweep = Callable[[AsyncConnection[Any], datetime, SweepConfig], Awaitable[list[Alert]]]
 SHIFT_STATUS_KINDS = frozenset({"LATE_START", "MISSED_VISIT"})
@@ -58,21 +66,39 @@ class AlertScheduler:
         self.config, self.intervals = config, intervals
         self.sweeps_run = 0
         self._scheduler: AsyncIOScheduler | None = None
+        self.database = Outage(log, "PostgreSQL (sweeps)", retrying="sweeping again every tick")
+        self.failing = {job: Outage(log, f"the {job} sweep", retrying="retrying every tick") for job in JOBS}
+        for job in JOBS:  # every series exists from the start, at zero
+            metrics.SWEEP_RUNS.labels(job)
+            metrics.SWEEP_FAILURES.labels(job)
 
-    async def _sweep(self, name: str, sweep: Sweep) -> list[Alert]:
+    async def _sweep(self, name: str, sweep: Sweep, every: float) -> list[Alert]:
         if not self.lease.held:
             return []
+        job = name
         now = self.clock.now()
+        started = time.perf_counter()
         try:
-            async with self.pool.connection() as conn:
+            # Wait for a connection less than the interval: with the database away, a sweep fails in time
+            # for the next tick rather than blocking it (and apscheduler warning each second it skipped one).
+            async with self.pool.connection(timeout=max(0.5, 0.8 * every)) as conn:
                 changed = await sweep(conn, now, self.config)
                 await conn.commit()
-        except Exception:
-            # A sweep that fails (database restarting, say) is retried on the next tick; counted, so
-            # that a sweep failing every second shows on a dashboard, not only in the log.
-            metrics.SWEEP_FAILURES.labels(job=name).inc()
-            log.exception("%s sweep failed at %s", name, now.isoformat())
+        except Exception as exc:
+            # A sweep that fails (database restarting, say) is retried on the next tick; the outage
+            # is logged when it starts and when it ends, not every second.
+            metrics.SWEEP_FAILURES.labels(job).inc()
+            if isinstance(exc, CONNECTION_ERRORS):
+                self.database.failed(exc)
+            else:
+                if not self.failing[job].down:
+                    log.exception("%s sweep failed at %s", name, now.isoformat())
+                self.failing[job].failed(exc)
             return []
+        self.database.ok()
+        self.failing[job].ok()
+        metrics.SWEEP_RUNS.labels(job).inc()
+        metrics.SWEEP_SECONDS.labels(job).observe(time.perf_counter() - started)
         self.sweeps_run += 1
         for alert in changed:
             log.info(
@@ -91,10 +117,10 @@ class AlertScheduler:
         return changed
 
     async def sweep_fast(self) -> list[Alert]:
-        return await self._sweep("absence", sweep_absences)
+        return await self._sweep("absence", sweep_absences, self.intervals.fast_seconds)
 
     async def sweep_slow(self) -> list[Alert]:
-        return await self._sweep("delivery/pattern/pay", sweep_slow)
+        return await self._sweep("delivery/pattern/pay", sweep_slow, self.intervals.slow_seconds)
 
     async def start(self) -> None:
         await self.lease.tick()
@@ -133,7 +159,7 @@ async def serve(
     await pool.open(wait=True)
     scheduler = AlertScheduler(
         pool,
-        AlertBus(client, channels),
+        AlertBus(client, channels, source="sweep"),
         Lease(client, channels.scheduler_lease, lease_ttl_ms),
         clock or parse_clock(settings.clock),
         config or SweepConfig(timezone=settings.timezone),
@@ -155,20 +181,15 @@ async def serve(
 
 
 def run_scheduler(settings: Settings) -> int:
-    """The `carewatch scheduler` process: migrate, then sweep until SIGINT or SIGTERM."""
-    from carewatch.schema.migrate import ensure_database, migrate
-    from carewatch.services import check_postgres, check_redis
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    check_postgres(settings.database_url)
-    check_redis(settings.redis_url)
-    ensure_database(settings.database_url)
-    migrate(settings.database_url)
+    """The `carewatch scheduler` process (its database checked by the command line): sweep until SIGINT
+    or SIGTERM, serving metrics on CAREWATCH_SCHEDULER_METRICS_PORT when it is set."""
     try:
         parse_clock(settings.clock)
     except ValueError as exc:
         log.error("%s", exc)
         return 2
+    if settings.scheduler_metrics_port:
+        metrics.serve_metrics(settings.scheduler_metrics_port, settings.metrics_host)
 
     async def main() -> None:
         stop = asyncio.Event()

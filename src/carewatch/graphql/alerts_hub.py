@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from graphql import GraphQLError
 
 from carewatch import metrics
-from carewatch.alerts.bus import AlertBus, Channels, subscribe
+from carewatch.alerts.bus import AlertBus, Channels, redis_where, subscribe
+from carewatch.logs import Outage
 from carewatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class AlertHub:
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        for name in (channels.alerts, channels.shift_updates):  # both series exist from the start, at zero
+            metrics.SUBSCRIBERS.labels(name.rsplit(":", 1)[-1])
 
     def client(self) -> aioredis.Redis:
         # A new event loop (a test's second app, say) gets its own client and pump.
@@ -94,16 +97,18 @@ class AlertHub:
                     await client.aclose()
 
     async def _pump(self, client: aioredis.Redis) -> None:
+        outage = Outage(log, f"{redis_where(client)} (live alerts and shift updates)",
+                        retrying="resubscribing every second")
         while True:
             try:
                 async for channel, message in subscribe(
-                    client, self.channels.alerts, self.channels.shift_updates
+                    client, self.channels.alerts, self.channels.shift_updates, on_subscribed=outage.ok
                 ):
                     self._fan_out(channel, message)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("alert hub lost Redis; resubscribing in 1 s")
+            except Exception as exc:
+                outage.failed(exc)
                 await asyncio.sleep(1)
 
     def _fan_out(self, channel: str, message: dict[str, Any]) -> None:
@@ -127,6 +132,8 @@ class AlertHub:
         self._ensure_running()
         sub = _Subscriber(channel, asyncio.Queue(self.queue_size), on_drop=on_drop)
         self.subscribers.add(sub)
+        gauge = metrics.SUBSCRIBERS.labels(channel.rsplit(":", 1)[-1])
+        gauge.inc()
         try:
             while True:
                 if sub.dropped:
@@ -136,6 +143,7 @@ class AlertHub:
                     )
                 yield await sub.queue.get()
         finally:
+            gauge.dec()
             self.subscribers.discard(sub)
 
 

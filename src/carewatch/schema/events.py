@@ -233,6 +233,10 @@ def _schema_reason(errors: Iterable[ValidationError]) -> str:
     seen: dict[str, str] = {}
     for error in sorted(errors, key=lambda e: (_path(e), str(e.validator))):
         seen.setdefault(_path(error), _describe(error))
+    if "type" in seen:
+        # A missing or unknown type: the type decides which fields are required, so judging the
+        # others against every type's rules would only bury this one reason under thirty.
+        return seen["type"]
     return "; ".join(seen.values())
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any, Literal
 
 import psycopg
 
@@ -37,9 +39,36 @@ def timescale_migrations() -> list[Migration]:
     return _load("timescale")
 
 
-def timescale_available(conn: psycopg.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    return row is not None
+class MigrationError(RuntimeError):
+    """The database cannot be migrated as it stands; the message says what to change."""
+
+
+TimescaleState = Literal["absent", "preloaded", "not_preloaded"]
+
+
+def preloaded_libraries(setting: str) -> list[str]:
+    """The library names in a shared_preload_libraries value (`'$libdir/timescaledb', pg_stat_statements`)."""
+    names = (part.strip().strip("'\"").rsplit("/", 1)[-1] for part in setting.split(","))
+    return [name for name in names if name]
+
+
+def timescale_state(conn: Any) -> TimescaleState:
+    """Whether TimescaleDB can be used: installed *and* preloaded. Installed alone is not enough:
+    CREATE EXTENSION then ends the session ("the connection is closed")."""
+    if conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone() is None:
+        return "absent"
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    return "preloaded" if "timescaledb" in preloaded_libraries(str(row[0] if row else "")) else "not_preloaded"
+
+
+def not_preloaded_fix(conn: Any) -> str:
+    """Exactly what to change so that TimescaleDB loads, keeping the libraries preloaded now."""
+    row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+    now = preloaded_libraries(str(row[0] if row else ""))
+    wanted = ",".join([*now, "timescaledb"])
+    return (f"TimescaleDB is installed on this server but not in shared_preload_libraries "
+            f"(now {','.join(now) or 'empty'!r}). To use it, run ALTER SYSTEM SET shared_preload_libraries = "
+            f"'{wanted}'; (or set it in postgresql.conf), restart PostgreSQL, then run `carewatch migrate` again")
 
 
 def migrate(database_url: str, *, log: bool = False) -> list[str]:
@@ -54,8 +83,16 @@ def migrate(database_url: str, *, log: bool = False) -> list[str]:
             )
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
             wanted = core_migrations()
-            if timescale_available(conn):
+            state = timescale_state(conn)
+            if state == "preloaded":
                 wanted += timescale_migrations()
+            elif state == "not_preloaded":
+                if any(v.startswith("timescale/") for v in done):
+                    raise MigrationError(f"this database uses TimescaleDB, which the server no longer loads. "
+                                         f"{not_preloaded_fix(conn)}")
+                if log:
+                    print(f"migrate: note: using plain PostgreSQL tables. {not_preloaded_fix(conn)}",
+                          file=sys.stderr, flush=True)
             for migration in wanted:
                 if migration.version in done:
                     continue
@@ -66,7 +103,10 @@ def migrate(database_url: str, *, log: bool = False) -> list[str]:
                 if log:
                     print(f"migrate: applied {migration.version}", flush=True)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+            # A failure that ended the session (a FATAL error) must surface as itself, not as
+            # "the connection is closed" from this unlock; the server released the lock anyway.
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     if log and not applied_now:
         print("migrate: database is up to date", flush=True)
     return applied_now

@@ -13,10 +13,13 @@ import json
 import logging
 from typing import Any
 
+import psycopg
 from prometheus_client import Counter
+from psycopg_pool import PoolTimeout
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from carewatch.logs import Outage
 from carewatch.security.limits import MAX_BATCH_OPERATIONS, MAX_BODY_BYTES
 from carewatch.security.rate_limit import IngestRateLimiter
 from carewatch.security.roles import Role, Viewer
@@ -28,9 +31,18 @@ VIEWER_KEY = "carewatch.viewer"
 WS_UNAUTHORIZED = 4401
 WS_FORBIDDEN = 4403
 WS_TOO_BIG = 1009
+WS_TRY_AGAIN = 1013
 
 REFUSED = Counter("carewatch_api_refused_total", "API requests refused before reaching a handler",
                   ["reason"])
+
+
+class DatabaseAway(RuntimeError):
+    """The token could not be checked: the database did not answer (the caller gets 503, not 500)."""
+
+
+# What a database that is away raises (a fault in Carewatch is none of these, and stays a 500).
+DATABASE_AWAY = (psycopg.OperationalError, PoolTimeout, OSError)
 
 
 class Authenticator:
@@ -38,6 +50,7 @@ class Authenticator:
 
     def __init__(self, cache: TokenCache | None = None) -> None:
         self.cache = cache if cache is not None else TokenCache()
+        self.database = Outage(log, "PostgreSQL (checking tokens)", retrying="answering 503 meanwhile")
 
     async def viewer(self, pool: Any, authorization: str | None) -> Viewer | None:
         secret = bearer_secret(authorization)
@@ -46,8 +59,14 @@ class Authenticator:
         cached = self.cache.get(secret_hash(secret))
         if cached is not None:
             return cached
-        async with pool.connection() as conn:
-            return await authenticate(conn, authorization, self.cache)
+        try:
+            async with pool.connection() as conn:
+                viewer = await authenticate(conn, authorization, self.cache)
+        except DATABASE_AWAY as exc:
+            self.database.failed(exc)  # said when the outage starts and when it ends, not per request
+            raise DatabaseAway(str(exc)) from None
+        self.database.ok()
+        return viewer
 
 
 def _state(scope: Scope, key: str) -> Any:
@@ -168,7 +187,13 @@ class AccessGate:
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             await too_large(send)
             return
-        viewer = await self._viewer(scope, headers.get("authorization"))
+        try:
+            viewer = await self._viewer(scope, headers.get("authorization"))
+        except DatabaseAway:
+            REFUSED.labels("database_away").inc()
+            await _json_response(send, 503, {"error": "the database did not answer, so the token could not be "
+                                                      "checked; retry shortly"}, {"Retry-After": "5"})
+            return
         if viewer is None:
             await unauthorized(send)
             return
@@ -243,7 +268,11 @@ class AccessGate:
                 # built for nobody and a later connection_init acknowledged: refuse it here instead.
                 await close(WS_UNAUTHORIZED, "Unauthorized")
                 return
-            viewer = await self._viewer(scope, init)
+            try:
+                viewer = await self._viewer(scope, init)
+            except DatabaseAway:
+                await close(WS_TRY_AGAIN, "the database did not answer; try again later")
+                return
             if viewer is None:
                 await close(WS_UNAUTHORIZED, "Unauthorized")
             elif not viewer.may_read:

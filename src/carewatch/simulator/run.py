@@ -11,11 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+from aiokafka.errors import KafkaError
+
 from carewatch.clock import AcceleratedClock, Clock, parse_clock
+from carewatch.services import ServiceUnavailable
 from carewatch.settings import Settings
 from carewatch.simulator.feed import generate_feed
 from carewatch.simulator.options import options_from_args, parse_start
-from carewatch.simulator.sinks import HttpSink, KafkaSink, Sink
+from carewatch.simulator.sinks import HttpSink, KafkaSink, PostRefused, Sink
 
 BATCH = 500
 
@@ -70,6 +74,15 @@ def simulation_clock(settings: Settings, start: datetime, speed: float) -> Clock
     return AcceleratedClock(start, datetime.now(UTC), speed)
 
 
+def _refused(exc: PostRefused) -> str:
+    if exc.status == 401:
+        return ("the API refused the token (401): pass --token with an admin token, or an ingest token "
+                "(`carewatch token create --role ingest --scope <provider id>`)")
+    if exc.status == 403:
+        return f"the API refused --token for POST /events ({exc}): use an admin or an ingest token"
+    return str(exc)
+
+
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
     tz = ZoneInfo(settings.timezone)
     configured = parse_clock(settings.clock)
@@ -101,6 +114,15 @@ def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
+    except httpx.TransportError as exc:
+        raise ServiceUnavailable(f"the API did not answer at {args.api_url} ({exc or type(exc).__name__}): "
+                                 "start `carewatch api`, or pass --api-url") from None
+    except PostRefused as exc:
+        raise ServiceUnavailable(_refused(exc)) from None
+    except KafkaError as exc:
+        raise ServiceUnavailable(f"Kafka at {settings.kafka_url} stopped taking events ({exc}); "
+                                 f"{progress.line(tz)}. Start the broker again and rerun: events are "
+                                 "idempotent by event_id") from None
     except KeyboardInterrupt:
         print(f"simulate: stopped, {progress.line(tz)}", flush=True)
         return 130

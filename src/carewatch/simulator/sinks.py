@@ -78,6 +78,14 @@ class KafkaSink:
             await self._producer.stop()
 
 
+class PostRefused(RuntimeError):
+    """POST /events answered with an error that a retry will not cure (a bad token, say)."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"POST /events answered {status}: {body}")
+        self.status = status
+
+
 class HttpSink:
     def __init__(self, api_url: str, token: str | None,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -113,7 +121,7 @@ class HttpSink:
                 continue
             if response.status_code >= 400 and response.status_code != 422:
                 # 422 means some events were refused and recorded as rejected: the API keeps them.
-                raise RuntimeError(f"POST /events answered {response.status_code}: {response.text[:300]}")
+                raise PostRefused(response.status_code, response.text[:300])
             return
 
     async def stop(self) -> None:

@@ -10,9 +10,12 @@ from typing import Any
 import faust
 
 from carewatch import metrics
+from carewatch.logs import Outage
+from carewatch.pipeline.outcome import BatchOutcome
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.settings import Settings
 from carewatch.stream.app import Topics
+from carewatch.stream.batch_metrics import observe_batch
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +31,27 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         # is acknowledged only after this body returns, i.e. after each of its messages has been
         # applied or rejected.
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            await handle_until_done(processor, batch)
+            outcome = await handle_until_done(processor, batch)
+            observe_batch(app.consumer, batch, outcome)
+
+    held_outage = Outage(log, "the held-events sweep", retrying=f"retrying every {HELD_SWEEP_SECONDS:g} s")
 
     @app.timer(interval=HELD_SWEEP_SECONDS, name="carewatch.held_sweep")  # type: ignore[untyped-decorator]
     async def held_sweep() -> None:
         try:
             released, expired = await processor.sweep_held()
-        except Exception:
+        except Exception as exc:  # the database away, most likely: said once, not every 2 s
             metrics.SWEEP_FAILURES.labels(job="held_events").inc()
-            log.exception("held-events sweep failed; it runs again shortly")
+            held_outage.failed(exc)
             return
+        held_outage.ok()
         if released.released or expired:
             log.info("held events: %d released, %d rejected", released.released, len(expired))
 
     return care_events
 
 
-async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> None:
+async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> BatchOutcome:
     """Hand one batch to the processor until it returns. The processor isolates bad events and
     retries database trouble itself; should anything still escape it (a bug, the dead-letter topic
     unreachable), the batch is tried again rather than acknowledged unapplied: events are
@@ -54,8 +61,7 @@ async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> 
     delay = 1.0
     while True:
         try:
-            await processor.handle(messages, partitions)
-            return
+            return await processor.handle(messages, partitions)
         except Exception:
             metrics.BATCHES_FAILED.labels(reason="unexpected").inc()
             log.exception("a batch of %d messages failed; trying it again in %.0f s (not acknowledged)",

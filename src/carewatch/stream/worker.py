@@ -53,11 +53,11 @@ def run_worker(settings: Settings) -> int:
     """Run the stream worker until stopped (Ctrl-C or SIGTERM); returns the exit status."""
     check_postgres(settings.database_url)
     check_schema(settings.database_url)
-    check_kafka(settings.kafka_bootstrap)
+    check_kafka(settings.kafka_url)
     if settings.worker_metrics_port:
-        from prometheus_client import start_http_server
+        from carewatch.metrics import serve_metrics
 
-        start_http_server(settings.worker_metrics_port, addr="127.0.0.1")
+        serve_metrics(settings.worker_metrics_port, settings.metrics_host)
     loop = asyncio.new_event_loop()
     try:
         created = loop.run_until_complete(ensure_topics(settings))
@@ -69,7 +69,10 @@ def run_worker(settings: Settings) -> int:
     app, _, _ = build_worker_app(settings)
     print(f"worker: consuming {settings.events_topic} at {settings.kafka_url} as group "
           f"{settings.consumer_group}", flush=True)
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    # Logging is carewatch.logs' (set up by the command line): faust's own set-up would add a coloured
+    # handler and a spinner, whose escape codes end up in log files.
+    worker = faust.Worker(app, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker.spinner = None  # it writes cursor codes to standard output even when that is a file
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
