@@ -32,6 +32,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.kill()
         process.wait()
     if process.stdout is not None:
+        # What it printed last stays readable as `process.output` once the pipe is closed.
+        process.output = process.stdout.read()  # type: ignore[attr-defined]
         process.stdout.close()
 
 

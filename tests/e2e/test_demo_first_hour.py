@@ -64,7 +64,8 @@ def test_the_first_hour(fresh_database_url: str, redis_url: str, tmp_path: Path)
          "--duration", "60"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
     assert process.stdout is not None
-    threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
     seen: list[str] = []
     try:
         _until(lines, seen, r"^demo: backfilling [\d,]+ events .* 7 simulated days of care", 60)
@@ -135,6 +136,8 @@ def test_the_first_hour(fresh_database_url: str, redis_url: str, tmp_path: Path)
         if process.poll() is None:
             process.terminate()
             process.wait(timeout=30)
+        reader.join(timeout=10)  # it reaches the end of the output once the demo has gone
+        process.stdout.close()
 
 
 def test_the_demo_refuses_its_own_database_while_anything_else_uses_it(

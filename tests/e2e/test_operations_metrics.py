@@ -91,7 +91,7 @@ def test_the_dashboard_queries_only_metrics_the_processes_serve(
                                                   "carewatch_sweep_runs_total")
             api_metrics = scrape(f"{base}/metrics")
             worker_output = b""
-        worker_output = proc.stdout.read() if proc.stdout else b""
+        worker_output = proc.output  # what the worker printed, kept when it was stopped
     finally:
         _stop(scheduler)
 
