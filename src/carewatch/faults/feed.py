@@ -77,7 +77,9 @@ class FaultFeed:
         c = self.counts
         return (f"{len(self.messages)} messages: {c['simulated']} simulated events, {c['overlap']} in "
                 f"{self.shape.overlaps} injected overlapping visits, {c['reordered']} moved later, "
-                f"{c['tripled']} sent three times, {c['invalid']} contract-invalid lines, {c['hostile']} hostile")
+                f"{c['tripled']} sent three times, {c['invalid']} contract-invalid lines, {c['hostile']} hostile; "
+                f"by event time {c['overlapping_pairs']} pairs of overlapping visits of "
+                f"{c['double_booked_carers']} carers (DOUBLE_BOOKED_CARER cases)")
 
 
 def invalid_lines(path: Path | None = None) -> list[str]:
@@ -125,6 +127,23 @@ def _visits(feed: Sequence[Mapping[str, Any]]) -> list[_Visit]:
         found.append(_Visit(key[0], str(cin["package_id"]), str(cin["provider_id"]), key[1], _at(cin),
                             _at(cout)))
     return found
+
+
+def overlapping_pairs(events: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+    """By event time: pairs of one carer's visits (clock-in to clock-out) that overlap, and the carers."""
+    spans: dict[tuple[str, str], list[datetime]] = {}
+    for e in events:
+        if e["type"] in ("visit.clock_in", "visit.clock_out"):
+            spans.setdefault((str(e["carer_id"]), str(e["shift_id"])), []).append(_at(e))
+    by_carer: dict[str, list[tuple[datetime, datetime]]] = {}
+    for (carer, _shift), times in spans.items():
+        by_carer.setdefault(carer, []).append((min(times), max(times)))
+    pairs, carers = 0, 0
+    for visits in by_carer.values():
+        found = sum(1 for i, a in enumerate(visits) for b in visits[i + 1:] if a[0] < b[1] and b[0] < a[1])
+        pairs += found
+        carers += found > 0
+    return pairs, carers
 
 
 def _overlaps(rng: random.Random, feed: Sequence[Mapping[str, Any]], count: int,
@@ -232,6 +251,8 @@ def build_feed(shape: FeedShape) -> FaultFeed:
             next((i for i, e in enumerate(valid) if _at(e) > _at(event)), len(valid)) + 0.75
         placed.append((place, Message(message_key(event).encode() or None, encode(event))))
     placed.sort(key=lambda p: p[0])
+    pairs, carers = overlapping_pairs(valid)
     counts = {"simulated": len(feed), "overlap": len(overlap), "reordered": reordered, "tripled": tripled,
-              "invalid": len(invalid), "hostile": len(hostile)}
+              "invalid": len(invalid), "hostile": len(hostile), "overlapping_pairs": pairs,
+              "double_booked_carers": carers}
     return FaultFeed(shape, tuple(m for _, m in placed), counts)

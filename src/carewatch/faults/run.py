@@ -473,19 +473,24 @@ class Run:
             raise RuntimeError("the API is not running")
         shape = self.plan.feed.shape
         return await asyncio.to_thread(take_snapshot, self.database_url, self.api_url, self.token, shape.start,
-                                       shape.end)
+                                       shape.end, self.result.problems)
 
 
 async def _run(label: str, plan: Plan, faults: Sequence[str], services: Services) -> RunResult:
+    """The run's result; when it cannot finish, what it got to, with the reason among its problems."""
     quiet_kafka_logs()
     run = Run(label, plan, services)
     started = time.monotonic()
-    await run.start()
-    await run.feed(faults)
-    await run.settle()
-    run.result.snapshot = await run.snapshot()
+    try:
+        await run.start()
+        await run.feed(faults)
+        await run.settle()
+        run.result.snapshot = await run.snapshot()
+        (services.home / "snapshot.json").write_text(run.result.snapshot.to_json())
+    except Exception as exc:
+        run.result.problems.append(f"the run failed: {type(exc).__name__}: {exc}")
+        run.say(f"FAILED: {type(exc).__name__}: {exc}")
     run.result.seconds = time.monotonic() - started
-    (services.home / "snapshot.json").write_text(run.result.snapshot.to_json())
     return run.result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -58,18 +59,29 @@ def read_tables(database_url: str) -> dict[str, Table]:
     return tables
 
 
-def read_packages(base_url: str, token: str, start: datetime, end: datetime) -> Table:
+def _post(client: httpx.Client, variables: dict[str, Any], problems: list[str]) -> Any:
+    """One page; a failed answer is noted (it is a finding) and asked again, three times at most."""
+    for _ in range(3):
+        response = client.post("/graphql", json={"query": PACKAGES, "variables": variables})
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = {"errors": [response.text[:200]]}
+        if response.status_code == 200 and not body.get("errors"):
+            return body
+        problems.append(f"POST /graphql answered {response.status_code}: {json.dumps(body)[:300]}")
+        time.sleep(1)
+    raise RuntimeError(problems[-1])
+
+
+def read_packages(base_url: str, token: str, start: datetime, end: datetime, problems: list[str]) -> Table:
     """Every package's delivery in the feed's window, its rolling 7 days and its budget, via GraphQL."""
     found: Table = {}
     after: str | None = None
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
         while True:
             variables = {"first": 100, "after": after, "from": start.isoformat(), "to": end.isoformat()}
-            response = client.post("/graphql", json={"query": PACKAGES, "variables": variables})
-            body: Any = response.json()
-            if response.status_code != 200 or body.get("errors"):
-                raise RuntimeError(f"GraphQL answered {response.status_code}: {json.dumps(body)[:500]}")
-            page = body["data"]["packages"]
+            page = _post(client, variables, problems)["data"]["packages"]
             for edge in page["edges"]:
                 found[edge["node"]["id"]] = edge["node"]
             if not page["pageInfo"]["hasNextPage"]:
@@ -77,7 +89,8 @@ def read_packages(base_url: str, token: str, start: datetime, end: datetime) -> 
             after = page["pageInfo"]["endCursor"]
 
 
-def take_snapshot(database_url: str, base_url: str, token: str, start: datetime, end: datetime) -> Snapshot:
+def take_snapshot(database_url: str, base_url: str, token: str, start: datetime, end: datetime,
+                  problems: list[str]) -> Snapshot:
     tables = read_tables(database_url)
-    tables["GraphQL package delivery and budget"] = read_packages(base_url, token, start, end)
+    tables["GraphQL package delivery and budget"] = read_packages(base_url, token, start, end, problems)
     return Snapshot(tables)

@@ -64,7 +64,7 @@ def run_suite(plan: Plan, faults: tuple[str, ...]) -> SuiteResult:
     return result
 
 
-def report(result: SuiteResult) -> str:
+def report(result: SuiteResult, plan: Plan) -> str:
     lines = ["", "fault suite: run 2's faults"]
     for run in result.runs:
         lines += [f"  {f.line()}" for f in run.faults]
@@ -77,7 +77,10 @@ def report(result: SuiteResult) -> str:
         lines += [f"      {d}" for d in c.differences]
     alerts = [r.snapshot.tables.get("alerts (multiset)", {}) if r.snapshot else {} for r in result.runs]
     if len(alerts) == 2:
-        lines += ["fault suite: alerts by kind", alert_table(alerts[0], alerts[1])]
+        c = plan.feed.counts
+        lines += ["fault suite: alerts by kind", alert_table(alerts[0], alerts[1]),
+                  f"    (by event time the feed has {c['overlapping_pairs']} pairs of overlapping visits of "
+                  f"{c['double_booked_carers']} carers: the DOUBLE_BOOKED_CARER cases)"]
     equal = sum(c.ok for c in result.comparisons)
     lines.append(f"fault suite: {equal} of {len(result.comparisons)} comparisons equal"
                  f"{'' if result.ok else ' -- FAILED'}")
@@ -97,6 +100,6 @@ def run_faults(args: argparse.Namespace) -> int:
         result = run_suite(plan, faults)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(report(result), flush=True)
+    print(report(result, plan), flush=True)
     say(f"took {time.monotonic() - started:.0f} s; logs and snapshots in {plan.home}")
     return 0 if result.ok else 1
