@@ -77,10 +77,10 @@ def report(result: SuiteResult, plan: Plan) -> str:
         lines += [f"      {d}" for d in c.differences]
     alerts = [r.snapshot.tables.get("alerts (multiset)", {}) if r.snapshot else {} for r in result.runs]
     if len(alerts) == 2:
-        c = plan.feed.counts
+        counts = plan.feed.counts
         lines += ["fault suite: alerts by kind", alert_table(alerts[0], alerts[1]),
-                  f"    (by event time the feed has {c['overlapping_pairs']} pairs of overlapping visits of "
-                  f"{c['double_booked_carers']} carers: the DOUBLE_BOOKED_CARER cases)"]
+                  f"    (by event time the feed has {counts['overlapping_pairs']} pairs of overlapping visits of "
+                  f"{counts['double_booked_carers']} carers: the DOUBLE_BOOKED_CARER cases)"]
     equal = sum(c.ok for c in result.comparisons)
     lines.append(f"fault suite: {equal} of {len(result.comparisons)} comparisons equal"
                  f"{'' if result.ok else ' -- FAILED'}")
