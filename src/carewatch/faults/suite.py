@@ -40,7 +40,7 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, tuple[str, ...]]:
         Path.cwd() / ".carewatch" / "faults" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     outage = args.postgres_outage if args.postgres_outage is not None else (8.0 if short else 30.0)
     plan = Plan(build_feed(shape), home, rate=args.rate, postgres_outage=outage, chunks=len(faults) + 1,
-                stall_seconds=args.stall_seconds, final_sweep_seconds=35.0)
+                stall_seconds=args.stall_seconds)
     return plan, faults
 
 
