@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,9 +99,12 @@ class Child:
 
 @dataclass
 class Postgres:
-    """A PostgreSQL cluster of the run's own: initdb'd in `home`, on a free port, trust auth."""
+    """A PostgreSQL cluster of the run's own: initdb'd in a folder of its own under the system's temporary
+    folder (where the `postgres` user can reach it), on a free port, trust auth; its log is copied to
+    `log` when it is shut down."""
 
-    home: Path
+    log: Path
+    home: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="carewatch-faults-pg-")))
     port: int = field(default_factory=free_port)
 
     @property
@@ -119,8 +123,7 @@ class Postgres:
         self.sockets.mkdir(parents=True)
         owner = _owner()
         if owner:
-            for folder in (self.home.parent, self.home):  # the run's own folders: postgres must get in
-                os.chmod(folder, 0o755)
+            os.chmod(self.home, 0o755)
             for path in (self.data, self.sockets):
                 os.chown(path, *owner)
         _run([postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
@@ -160,7 +163,9 @@ class Postgres:
         if pid_file.exists():  # pg_ctl could not stop it: the postmaster by its pid
             with contextlib.suppress(ValueError, OSError):
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
-        shutil.rmtree(self.data, ignore_errors=True)  # thrown away: the run's snapshot is what is kept
+        with contextlib.suppress(OSError):
+            shutil.copyfile(self.sockets / "postgres.log", self.log)
+        shutil.rmtree(self.home, ignore_errors=True)  # thrown away: the run's snapshot is what is kept
 
 
 @dataclass
@@ -192,7 +197,7 @@ class Services:
     # PostgreSQL
 
     def start_postgres(self) -> Postgres:
-        self.postgres = Postgres(self.home / "postgres")
+        self.postgres = Postgres(self.home / "postgres.log")
         self.postgres.init()
         self.postgres.start()
         return self.postgres
