@@ -360,16 +360,17 @@ class Run:
     async def fault(self, name: str) -> tuple[str, float]:
         """Inject one fault and repair it; return what was done and when the repair was complete."""
         s = self.services
+        at = self.sent
         if name == "kill-worker":
             victim = self._live_workers()[-1]
             self.kill_worker(victim)
-            self.say(f"fault: kill -9 {victim.name} (pid {victim.process.pid}) at message {self.sent}")
+            self.say(f"fault: kill -9 {victim.name} (pid {victim.process.pid}) at message {at}")
             worker = self.start_worker()
             return f"kill -9 {victim.name}, {worker.name} started", time.monotonic()
         if name == "postgres-stop":
             assert s.postgres is not None
             await asyncio.to_thread(s.postgres.stop, "fast")
-            self.say(f"fault: PostgreSQL stopped (pg_ctl stop -m fast) at message {self.sent}; "
+            self.say(f"fault: PostgreSQL stopped (pg_ctl stop -m fast) at message {at}; "
                      f"starting it again in {self.plan.postgres_outage:g} s")
             await asyncio.sleep(self.plan.postgres_outage)
             await asyncio.to_thread(s.postgres.start)
@@ -378,7 +379,7 @@ class Run:
         if name == "redis-restart":
             assert s.redis is not None
             s.redis.kill(signal.SIGKILL)
-            self.say(f"fault: kill -9 redis-server at message {self.sent}")
+            self.say(f"fault: kill -9 redis-server at message {at}")
             await asyncio.sleep(1.0)
             s.start_redis()
             self.say(f"repair: redis-server started again on :{s.redis_port}")
@@ -386,7 +387,7 @@ class Run:
         if name == "worker-handover":
             first = self._live_workers()[-1]
             second = self.start_worker()
-            self.say(f"fault: {second.name} joins the group at message {self.sent}")
+            self.say(f"fault: {second.name} joins the group at message {at}")
             joined = time.monotonic()
             while self.batches_of(second) < 1 and time.monotonic() - joined < 60:
                 await asyncio.sleep(0.25)
@@ -396,7 +397,7 @@ class Run:
             return f"1 -> 2 -> 1 workers ({second.name} joined, kill -9 {first.name})", time.monotonic()
         if name == "broker-restart":
             s.kill_broker()
-            self.say(f"fault: kill -9 tansu at message {self.sent}")
+            self.say(f"fault: kill -9 tansu at message {at}")
             await asyncio.sleep(1.0)
             s.start_broker()
             self.say(f"repair: tansu started again on :{s.broker_port} with the same S3 bucket")
