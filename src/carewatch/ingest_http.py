@@ -117,7 +117,8 @@ async def within_ownership(conn: AsyncConnection[Any],
     owners = await load_owners(conn, named_packages(events), named_shifts(events))
     checked: list[CareEvent | Rejection] = []
     for item in items:
-        problem = owners.judge(item.type, item.payload, item.occurred_at) if isinstance(item, CareEvent) else None
+        problem = (owners.judge(item.type, item.payload, item.occurred_at, item.event_id)
+                   if isinstance(item, CareEvent) else None)
         if isinstance(item, CareEvent) and problem is not None:
             checked.append(Rejection(problem, "scope", item.event_id, item.type, item.raw))
         else:

@@ -232,3 +232,38 @@ async def test_unknown_carer_resolves_when_the_registration_arrives(fresh_databa
     assert [(a.kind, a.status) for a in outcomes[1].alerts] == [("UNKNOWN_CARER", "open")]
     assert [(a.kind, a.status, a.caused_by_late_data) for a in outcomes[2].alerts] == [
         ("UNKNOWN_CARER", "auto_resolved", True)]
+
+
+async def test_shift_ownership_follows_event_time_whatever_the_partition_order(
+        fresh_database_url: str, database_url: str) -> None:
+    """Birch re-announces Acorn's shift in its own package, 30 minutes later by event time, and its
+    partition is read first: Acorn's earlier announcement still owns the shift, and the figures and
+    refusals are those of the other order."""
+    acorn = [shift("a-s", "SH-X", "PKG-100", "PRV-ACORN", "2026-04-06T09:00:00Z", "2026-04-06T10:00:00Z"),
+             clock("a-in", "in", "SH-X", "PKG-100", "PRV-ACORN", "CR-001", "2026-04-06T09:00:00Z"),
+             clock("a-out", "out", "SH-X", "PKG-100", "PRV-ACORN", "CR-001", "2026-04-06T10:00:00Z")]
+    birch = [shift("b-s", "SH-X", "PKG-200", "PRV-BIRCH", "2026-04-06T11:00:00Z", "2026-04-06T12:00:00Z",
+                   at="2026-04-06T05:30:00Z")]
+    snapshots = []
+    orders = [[acorn, birch],  # Acorn's partition first: Birch's is refused on arrival
+              [birch, acorn[1:], acorn[:1]],  # Birch first, Acorn's clock events next (refused), then its shift
+              [birch + acorn]]  # all in one batch, Birch first
+    for n, order in enumerate(orders):
+        url = fresh_database_url if n == 0 else database_url
+        if n:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("TRUNCATE events, shifts, clock_events, alerts, alert_history, shift_ledger,"
+                             " packages, carers, providers, commissioners, held_events, rejected_events")
+        await run(url, [lines(setup()), *(lines(chunk) for chunk in order)])
+        snapshots.append((
+            query(url, "SELECT shift_id, package_id, provider_id, starts_at FROM shifts"),
+            query(url, "SELECT shift_id, payable_seconds, spend_pence FROM shift_ledger"),
+            query(url, "SELECT event_id FROM events WHERE type LIKE 'shift.%' OR type LIKE 'visit.%' ORDER BY 1"),
+            query(url, "SELECT event_id, stage FROM rejected_events ORDER BY 1")))
+    assert snapshots[0] == (
+        [("SH-X", "PKG-100", "PRV-ACORN", datetime(2026, 4, 6, 9, tzinfo=UTC))],
+        [("SH-X", 3600, 4800)],
+        [("a-in",), ("a-out",), ("a-s",)],
+        [("b-s", "scope")])
+    assert snapshots[1] == snapshots[0]
+    assert snapshots[2] == snapshots[0]

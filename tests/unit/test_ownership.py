@@ -28,7 +28,7 @@ def test_a_shift_belongs_to_its_first_announcement_for_good() -> None:
     problem = o.judge("shift.updated", shift("SH-A", "PKG-B", "PRV-B"), T)
     assert problem is not None and "belongs to package 'PKG-A'" in problem
     assert o.judge("shift.scheduled", shift("SH-NEW", "PKG-B", "PRV-B"), T) is None
-    assert o.shifts["SH-NEW"] == ShiftOwner("PKG-B", "PRV-B")
+    assert o.shifts["SH-NEW"] == ShiftOwner("PKG-B", "PRV-B", T)
     assert o.judge("shift.updated", shift("SH-NEW", "PKG-A", "PRV-A"), T) is not None
 
 
@@ -54,3 +54,23 @@ def test_the_latest_approval_decides_a_packages_provider() -> None:
 
 def test_an_unknown_package_is_not_a_scope_problem() -> None:
     assert owners().judge("shift.scheduled", shift("SH-X", "PKG-X", "PRV-X"), T) is None
+
+
+def test_an_earlier_announcement_arriving_later_takes_the_shift_over() -> None:
+    o = Owners({"PKG-A": PackageOwner("PRV-A", T), "PKG-B": PackageOwner("PRV-B", T)})
+    later, earlier = datetime(2026, 4, 6, 9, 30, tzinfo=UTC), datetime(2026, 4, 6, 9, tzinfo=UTC)
+    assert o.judge("shift.scheduled", shift("SH-1", "PKG-B", "PRV-B"), later, "b-1") is None  # arrives first
+    assert o.judge("shift.scheduled", shift("SH-1", "PKG-A", "PRV-A"), earlier, "a-1") is None  # first by time
+    [takeover] = o.takeovers
+    assert (takeover.shift_id, takeover.previous.package_id, takeover.owner.package_id) == ("SH-1", "PKG-B", "PKG-A")
+    assert o.shifts["SH-1"].owns("PKG-A", "PRV-A")
+    # From now on the other package is refused, whatever it sends, even an update later still.
+    assert o.judge("shift.updated", shift("SH-1", "PKG-B", "PRV-B"), later, "b-2") is not None
+    assert o.judge("visit.clock_in", shift("SH-1", "PKG-B", "PRV-B"), later, "b-3") is not None
+
+
+def test_a_tie_on_time_goes_to_the_smaller_event_id() -> None:
+    o = Owners({"PKG-A": PackageOwner("PRV-A", T), "PKG-B": PackageOwner("PRV-B", T)})
+    assert o.judge("shift.scheduled", shift("SH-1", "PKG-B", "PRV-B"), T, "e-2") is None
+    assert o.judge("shift.scheduled", shift("SH-1", "PKG-A", "PRV-A"), T, "e-1") is None
+    assert o.shifts["SH-1"].owns("PKG-A", "PRV-A") and len(o.takeovers) == 1

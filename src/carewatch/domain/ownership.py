@@ -1,8 +1,11 @@
 """Ownership (DOMAIN.md "Ownership and plausible input"): who may write which care.
 
 A package belongs to the provider of its latest approval; a shift to the package and provider of
-its first announcement, for good. Shifts, attendance, activities and invoices naming another
-provider than the package's, or another package or provider than the shift's, are refused.
+its first announcement by event time (occurred_at, then event id), for good. Shifts, attendance,
+activities and invoices naming another provider than the package's, or another package or
+provider than the shift's, are refused. Since announcements from two packages travel on two
+partitions, the first may arrive second: it then takes the shift over (`Takeover`), and what the
+other owner had written on the shift is withdrawn, so the outcome never depends on arrival order.
 """
 
 from __future__ import annotations
@@ -26,6 +29,20 @@ class PackageOwner:
 class ShiftOwner:
     package_id: str
     provider_id: str
+    announced_at: datetime | None = None  # the first announcement's occurred_at (None: unknown, never beaten)
+    announced_by: str = ""  # and its event id, which breaks a tie
+
+    def owns(self, package_id: Any, provider_id: Any) -> bool:
+        return (self.package_id, self.provider_id) == (package_id, provider_id)
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """An earlier announcement from another package arrived after the shift's first owner's."""
+
+    shift_id: str
+    previous: ShiftOwner
+    owner: ShiftOwner
 
 
 @dataclass
@@ -34,8 +51,10 @@ class Owners:
 
     packages: dict[str, PackageOwner] = field(default_factory=dict)
     shifts: dict[str, ShiftOwner] = field(default_factory=dict)
+    takeovers: list[Takeover] = field(default_factory=list)
 
-    def judge(self, kind: str, payload: Mapping[str, Any], occurred_at: datetime) -> str | None:
+    def judge(self, kind: str, payload: Mapping[str, Any], occurred_at: datetime,
+              event_id: str = "") -> str | None:
         """Why this event may not be applied (its scope problem), or None; learns from accepted ones."""
         if kind == "package.approved":
             known = self.packages.get(payload["package_id"])
@@ -52,14 +71,23 @@ class Owners:
         if kind in SHIFT_EVENTS or kind in ON_A_SHIFT:
             assert isinstance(shift_id, str)  # the schema requires it for these types
             owner = self.shifts.get(shift_id)
+            announcing = ShiftOwner(str(package_id), str(provider_id), occurred_at, event_id)
             if owner is None:
                 if kind in SHIFT_EVENTS:  # the first announcement makes the owner
-                    self.shifts[shift_id] = ShiftOwner(str(package_id), str(provider_id))
+                    self.shifts[shift_id] = announcing
                 return None
-            if (owner.package_id, owner.provider_id) != (package_id, provider_id):
-                return (f"shift {shift_id!r} belongs to package {owner.package_id!r} of provider "
-                        f"{owner.provider_id!r}; this event names package {package_id!r} of provider "
-                        f"{provider_id!r}")
+            earlier = kind in SHIFT_EVENTS and _before(announcing, owner)
+            if owner.owns(package_id, provider_id):
+                if earlier:  # the same owner's earlier announcement: it is now the first
+                    self.shifts[shift_id] = announcing
+                return None
+            if earlier:
+                self.shifts[shift_id] = announcing
+                self.takeovers.append(Takeover(shift_id, owner, announcing))
+                return None
+            return (f"shift {shift_id!r} belongs to package {owner.package_id!r} of provider "
+                    f"{owner.provider_id!r}; this event names package {package_id!r} of provider "
+                    f"{provider_id!r}")
         return None
 
     def _package_problem(self, package_id: Any, provider_id: Any) -> str | None:
@@ -68,6 +96,13 @@ class Owners:
             return None  # an unknown package is a reference to wait for, not a scope problem
         return (f"provider_id: {provider_id!r} is not the provider of package {package_id!r} "
                 f"({owner.provider_id!r})")
+
+
+def _before(a: ShiftOwner, b: ShiftOwner) -> bool:
+    """Whether announcement `a` came before `b` by event time (occurred_at, then event id)."""
+    if a.announced_at is None or b.announced_at is None:
+        return False
+    return (a.announced_at, a.announced_by) < (b.announced_at, b.announced_by)
 
 
 def named_packages(events: Iterable[tuple[str, Mapping[str, Any]]]) -> set[str]:

@@ -22,16 +22,16 @@ from carewatch.alerts.store import Alert
 from carewatch.domain.attendance import shift_ledger
 from carewatch.domain.calendar import zone
 from carewatch.domain.model import ShiftFacts, ShiftLedger
-from carewatch.domain.ownership import named_packages, named_shifts
+from carewatch.domain.ownership import Takeover, named_packages, named_shifts
 from carewatch.pipeline.alerts import batch_alerts
 from carewatch.pipeline.outcome import BatchOutcome
 from carewatch.pipeline.references import provides, references, resolve
-from carewatch.schema.events import CareEvent, Rejection
+from carewatch.schema.events import CareEvent, Rejection, validate_event
 from carewatch.store.entities import write_entities
 from carewatch.store.events import existing_references, record_events, seen_event_ids, shifts_of
 from carewatch.store.held import HeldEvent, hold, take_resolvable, take_waiting_for
 from carewatch.store.ledgers import save_ledgers
-from carewatch.store.ownership import load_owners
+from carewatch.store.ownership import load_owners, refused_on_shift, withdraw_shift
 from carewatch.store.shift_facts import load_shift_facts
 
 
@@ -49,31 +49,67 @@ class _Tally:
     commissioners: set[str] = field(default_factory=set)
     alerts: list[Alert] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
-
+    now: datetime = datetime.min
 
 async def _within_scope(conn: AsyncConnection[Any], ready: list[HeldEvent], existing: set[str],
-                        tally: _Tally) -> tuple[list[HeldEvent], list[tuple[HeldEvent, str]]]:
+                        tally: _Tally) -> tuple[list[HeldEvent], list[tuple[HeldEvent, str]], list[HeldEvent]]:
     """The ready events that respect ownership (domain/ownership.py), in order; those outside it are
-    refused (stage `scope`), and those whose reference only a refused event would have made wait."""
+    refused (stage `scope`), and those whose reference only a refused event would have made wait.
+    Also what a takeover brings back: the new owner's events refused before, to be judged again."""
     named = [(h.event.type, h.event.payload) for h in ready]
     owners = await load_owners(conn, named_packages(named), named_shifts(named))
     available = set(existing)
     accepted: list[HeldEvent] = []
     waiting: list[tuple[HeldEvent, str]] = []
+    reinstated: list[HeldEvent] = []
     for item in ready:
         e = item.event
         missing = next((r for r in references(e) if r not in available), None)
         if missing is not None:
             waiting.append((item, missing))
             continue
-        problem = owners.judge(e.type, e.payload, e.occurred_at)
+        before = len(owners.takeovers)
+        problem = owners.judge(e.type, e.payload, e.occurred_at, e.event_id)
         if problem is not None:
             tally.rejections.append(Rejection(problem, "scope", e.event_id, e.type, e.raw))
             continue
+        for takeover in owners.takeovers[before:]:
+            accepted, back = await _take_over(conn, takeover, accepted, tally)
+            reinstated += back
         accepted.append(item)
         if (made := provides(e)) is not None:
             available.add(made)
-    return accepted, waiting
+    return accepted, waiting, reinstated
+
+
+def _on_shift(e: CareEvent, shift_id: str) -> bool:
+    return e.type.startswith(("shift.", "visit.")) and e.payload.get("shift_id") == shift_id
+
+
+async def _take_over(conn: AsyncConnection[Any], takeover: Takeover, accepted: list[HeldEvent],
+                     tally: _Tally) -> tuple[list[HeldEvent], list[HeldEvent]]:
+    """An earlier announcement from another package has arrived: withdraw what the shift's previous
+    owner wrote on it (stored, or accepted earlier in this batch) as scope rejections, and bring back
+    the new owner's events refused while the shift was the other's. Returns (accepted, brought back)."""
+    shift_id, previous, owner = takeover.shift_id, takeover.previous, takeover.owner
+    reason = (f"shift {shift_id!r} was first announced for package {owner.package_id!r} of provider "
+              f"{owner.provider_id!r} (at {owner.announced_at}); this event names package "
+              f"{previous.package_id!r} of provider {previous.provider_id!r}")
+    kept = [h for h in accepted if not (_on_shift(h.event, shift_id) and previous.owns(
+        h.event.payload.get("package_id"), h.event.payload.get("provider_id")))]
+    dropped = [h.event for h in accepted if h not in kept]
+    withdrawn = await withdraw_shift(conn, shift_id, previous.package_id)
+    gone = {event_id for event_id, _, _ in withdrawn}
+    tally.applied = [e for e in tally.applied if e.event_id not in gone]
+    tally.rejections += [Rejection(reason, "scope", e.event_id, e.type, e.raw) for e in dropped]
+    tally.rejections += [Rejection(reason, "scope", event_id, kind, raw) for event_id, kind, raw in withdrawn]
+    # Refused for scope while the shift was the other's: in this batch, and in earlier ones.
+    refused_here = [r for r in tally.rejections if r.stage == "scope" and r.reason != reason
+                    and (v := validate_event(r.raw)) is not None and isinstance(v, CareEvent)
+                    and _on_shift(v, shift_id)]
+    tally.rejections = [r for r in tally.rejections if r not in refused_here]
+    again = [validate_event(raw) for raw in [r.raw for r in refused_here] + await refused_on_shift(conn, shift_id)]
+    return kept, [HeldEvent(e, tally.now) for e in again if isinstance(e, CareEvent)]
 
 
 async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], now: datetime,
@@ -83,7 +119,7 @@ async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], no
         refs = {ref for item in pending for ref in references(item.event)}
         existing = await existing_references(conn, refs)
         ready, waiting = resolve(pending, set(existing))
-        ready, unowned = await _within_scope(conn, ready, existing, tally)
+        ready, unowned, reinstated = await _within_scope(conn, ready, existing, tally)
         waiting += unowned
         await hold(conn, waiting)
         tally.held += len(waiting)
@@ -101,6 +137,7 @@ async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], no
         made = {ref for e in applied if (ref := provides(e)) is not None}
         pending = await take_waiting_for(conn, made)
         tally.released += len(pending)
+        pending += reinstated
 
 
 def rebuild_ledgers(facts: Collection[ShiftFacts], default_zone: ZoneInfo | None = None) -> dict[str, ShiftLedger]:
@@ -147,7 +184,7 @@ async def apply_batch(conn: AsyncConnection[Any], events: Sequence[CareEvent], n
             unique.setdefault(event.event_id, event)
         seen = await seen_event_ids(conn, list(unique.values()))
         pending = [HeldEvent(e, now) for eid, e in unique.items() if eid not in seen]
-        tally = _Tally()
+        tally = _Tally(now=now)
         await _apply_rounds(conn, pending, now, tally)
         affected = await _finish(conn, tally, now)
     return _outcome(tally, len(events) - len(pending), affected)
@@ -158,7 +195,7 @@ async def release_held(conn: AsyncConnection[Any], now: datetime,
     """Apply the held events (all, or those of `event_ids`) whose reference now exists."""
     async with conn.transaction():
         pending = await take_resolvable(conn, event_ids)
-        tally = _Tally(released=len(pending))
+        tally = _Tally(released=len(pending), now=now)
         await _apply_rounds(conn, pending, now, tally)
         affected = await _finish(conn, tally, now)
     return _outcome(tally, 0, affected)

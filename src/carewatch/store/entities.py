@@ -55,13 +55,19 @@ WHERE packages.approved_at < EXCLUDED.approved_at"""
 
 _SHIFT = """
 INSERT INTO shifts (shift_id, package_id, provider_id, starts_at, ends_at, service_type, carers_required,
-                    carer_ids, required_competencies, scheduled_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                    carer_ids, required_competencies, scheduled_at, announced_at, announced_by)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
     starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, service_type = EXCLUDED.service_type,
     carers_required = EXCLUDED.carers_required, carer_ids = EXCLUDED.carer_ids,
     required_competencies = EXCLUDED.required_competencies, scheduled_at = EXCLUDED.scheduled_at
 WHERE shifts.scheduled_at < EXCLUDED.scheduled_at"""
+
+# The first announcement by event time stays the shift's (domain/ownership.py), whichever arrived first.
+_ANNOUNCED = """
+UPDATE shifts s SET announced_at = a.at, announced_by = a.by
+FROM unnest(%s::text[], %s::timestamptz[], %s::text[]) AS a(shift_id, at, by)
+WHERE s.shift_id = a.shift_id AND (a.at, a.by) < (s.announced_at, s.announced_by)"""
 
 # A cancellation is its own fact beside the schedule: the latest cancellation wins, and a
 # later reschedule does not undo it (only an explicit new shift would).
@@ -126,7 +132,8 @@ def _row(e: CareEvent) -> tuple[str, tuple[Any, ...]]:
         case "shift.scheduled" | "shift.updated":
             return _SHIFT, (p["shift_id"], p["package_id"], p["provider_id"], parse_instant(p["starts_at"]),
                             parse_instant(p["ends_at"]), p["service_type"], p.get("carers_required", 1),
-                            list(p.get("carer_ids", [])), list(p.get("required_competencies", [])), at)
+                            list(p.get("carer_ids", [])), list(p.get("required_competencies", [])), at, at,
+                            e.event_id)
         case "shift.cancelled":
             return _CANCEL, (p["cancelled_by"], p.get("reason"), at, p["shift_id"], at)
         case "visit.clock_in" | "visit.clock_out":
@@ -179,3 +186,7 @@ async def write_entities(conn: AsyncConnection[Any], events: Sequence[CareEvent]
                 await cur.execute(merge)
             else:
                 await cur.executemany(sql, groups[sql])
+        announced = groups[_SHIFT]
+        if announced:
+            await cur.execute(_ANNOUNCED, ([r[0] for r in announced], [r[10] for r in announced],
+                                           [r[11] for r in announced]))
