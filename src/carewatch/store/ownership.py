@@ -25,7 +25,8 @@ async def load_owners(conn: AsyncConnection[Any], package_ids: Collection[str],
         if shift_ids:
             await cur.execute(_SHIFTS, (sorted(shift_ids),))
             for shift_id, package_id, provider_id, announced_at, announced_by in await cur.fetchall():
-                owners.shifts[shift_id] = ShiftOwner(package_id, provider_id, announced_at.astimezone(UTC),
+                owners.shifts[shift_id] = ShiftOwner(package_id, provider_id,
+                                                     announced_at.astimezone(UTC) if announced_at else None,
                                                      announced_by)
     return owners
 
