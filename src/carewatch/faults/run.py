@@ -461,8 +461,10 @@ class Run:
         if self.scheduler is not None:
             self.scheduler.stop()
         started = time.monotonic()
+        # At DEBUG the scheduler logs each job it runs (apscheduler's lines), which sweeps_done reads.
         self.scheduler = self.services.carewatch("scheduler-end", ["scheduler"],
-                                                 {**self.env, "CAREWATCH_CLOCK": self.plan.end_clock})
+                                                 {**self.env, "CAREWATCH_CLOCK": self.plan.end_clock,
+                                                  "CAREWATCH_LOG_LEVEL": "DEBUG"})
         self.say(f"scheduler restarted at the end instant ({self.plan.end_clock}); sweeping")
         last, stable_since = None, time.monotonic()
         while True:
