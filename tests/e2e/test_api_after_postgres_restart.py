@@ -21,14 +21,14 @@ pytestmark = pytest.mark.services
 QUERY = "{ packages(first: 5) { edges { node { id } } } }"
 
 
-def test_the_first_request_after_a_postgres_restart_is_answered(tmp_path: Path) -> None:
+def test_the_first_request_after_a_postgres_restart_is_answered(tmp_path: Path, redis_url: str) -> None:
     services = Services(tmp_path)
     try:
         postgres = services.start_postgres()
         url = postgres.url("carewatch")
         ensure_database(url)
         migrate(url)
-        env = {**os.environ, "CAREWATCH_DATABASE_URL": url, "CAREWATCH_REDIS_URL": "redis://127.0.0.1:1/0",
+        env = {**os.environ, "CAREWATCH_DATABASE_URL": url, "CAREWATCH_REDIS_URL": redis_url,
                "CAREWATCH_KAFKA_URL": "kafka://127.0.0.1:1", "CAREWATCH_TOKEN_CACHE_SECONDS": "0"}
         token = subprocess.run([sys.executable, "-m", "carewatch", "token", "create", "--role", "admin"], env=env,
                                capture_output=True, text=True, check=True, timeout=60).stdout.strip()
