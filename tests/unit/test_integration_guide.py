@@ -98,6 +98,10 @@ def produced_reasons() -> list[tuple[str, str]]:
         problem = owners.judge("visit.clock_in", payload, datetime(2026, 4, 6, tzinfo=UTC))
         assert problem is not None
         found.append(("scope", problem))
+    earlier = {"shift_id": "SH-1", "package_id": "PKG-3", "provider_id": "PRV-A"}
+    owners.judge("package.approved", {**PACKAGE, "package_id": "PKG-3"}, datetime(2026, 3, 1, tzinfo=UTC))
+    assert owners.judge("shift.scheduled", earlier, datetime(2026, 3, 20, tzinfo=UTC)) is None
+    found.append(("scope", owners.takeovers[-1].reason))  # an earlier announcement takes the shift over
     found.append(("semantic", culprit_rejection(clock_in, psycopg.DataError("integer out of range")).reason))
     found.append(("internal", culprit_rejection(clock_in, RuntimeError("a fault")).reason))
     with mock.patch("carewatch.schema.events._validate", side_effect=RuntimeError("a fault in a check")):
@@ -130,7 +134,7 @@ def test_the_code_builds_rejections_only_where_this_test_looks() -> None:
         if count:
             sites[path.relative_to(ROOT / "src" / "carewatch").as_posix()] = count
     assert sites == {"schema/events.py": 6, "store/held.py": 1, "security/ingest_scope.py": 1,
-                     "pipeline/batch.py": 1, "pipeline/processor.py": 2, "ingest_http.py": 1}, sites
+                     "pipeline/batch.py": 3, "pipeline/processor.py": 2, "ingest_http.py": 1}, sites
 
 
 def test_every_event_type_and_its_required_fields_are_in_the_guide() -> None:

@@ -44,6 +44,13 @@ class Takeover:
     previous: ShiftOwner
     owner: ShiftOwner
 
+    @property
+    def reason(self) -> str:
+        """Why the previous owner's events on the shift are withdrawn (a `scope` rejection)."""
+        return (f"shift {self.shift_id!r} was first announced for package {self.owner.package_id!r} of "
+                f"provider {self.owner.provider_id!r} (at {self.owner.announced_at}); this event names "
+                f"package {self.previous.package_id!r} of provider {self.previous.provider_id!r}")
+
 
 @dataclass
 class Owners:

@@ -91,10 +91,8 @@ async def _take_over(conn: AsyncConnection[Any], takeover: Takeover, accepted: l
     """An earlier announcement from another package has arrived: withdraw what the shift's previous
     owner wrote on it (stored, or accepted earlier in this batch) as scope rejections, and bring back
     the new owner's events refused while the shift was the other's. Returns (accepted, brought back)."""
-    shift_id, previous, owner = takeover.shift_id, takeover.previous, takeover.owner
-    reason = (f"shift {shift_id!r} was first announced for package {owner.package_id!r} of provider "
-              f"{owner.provider_id!r} (at {owner.announced_at}); this event names package "
-              f"{previous.package_id!r} of provider {previous.provider_id!r}")
+    shift_id, previous = takeover.shift_id, takeover.previous
+    reason = takeover.reason
     kept = [h for h in accepted if not (_on_shift(h.event, shift_id) and previous.owns(
         h.event.payload.get("package_id"), h.event.payload.get("provider_id")))]
     dropped = [h.event for h in accepted if h not in kept]
