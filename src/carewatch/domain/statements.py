@@ -1,0 +1,129 @@
+"""Statements, the commissioner's books (DOMAIN.md "Statements"): sums over packages, never averages.
+
+A statement covers the local dates [start, end) for one package, one provider or one commissioner.
+Each package contributes exact figures (minutes and pence as fractions); a statement adds them up
+and rounds half up only what it reports in whole pence, so a provider's statement is exactly the
+sum of its packages' exact figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from enum import StrEnum
+from fractions import Fraction
+
+from carewatch.domain.money import round_half_up, spend_pence
+
+
+class StatementScope(StrEnum):
+    PACKAGE = "PACKAGE"
+    PROVIDER = "PROVIDER"
+    COMMISSIONER = "COMMISSIONER"
+
+
+def ordered_days(period_start: date, period_end: date, start: date, end: date) -> int:
+    """Local days of [start, end) inside the package period [period_start, period_end] (a local day
+    is a whole day even across a clock change, so wall-clock overlap / 7 days is days / 7)."""
+    lo, hi = max(start, period_start), min(end, period_end + timedelta(days=1))
+    return max(0, (hi - lo).days)
+
+
+def recoverable_underspend(budget_pence: int, contingency_pence: int, spent: Fraction,
+                           plan_weekly_spend: Fraction, remaining_weeks: Fraction, ended: bool) -> Fraction:
+    """DOMAIN.md "Budget": max(0, budget - contingency - forecast), or - spend once the period ended."""
+    forecast = spent + plan_weekly_spend * remaining_weeks
+    return max(Fraction(0), budget_pence - contingency_pence - (spent if ended else forecast))
+
+
+@dataclass(frozen=True)
+class PackageFigures:
+    """One package's part of a statement, exact."""
+
+    package_id: str
+    provider_id: str
+    commissioner_id: str
+    ordered_minutes: Fraction = Fraction(0)
+    ordered_pence: Fraction = Fraction(0)
+    payable_seconds: int = 0
+    rate_seconds: int = 0  # delivered spend x 3600
+    unverified_seconds: int = 0
+    direct_seconds: int = 0  # actual attended carer-seconds, overrun included
+    non_direct_minutes: Fraction = Fraction(0)  # activities naming the package
+    invoiced_pence: int = 0
+    matched_pence: int = 0
+    disputed_invoices: int = 0
+    recoverable_underspend_pence: Fraction = Fraction(0)
+
+
+@dataclass(frozen=True)
+class Statement:
+    scope: StatementScope
+    id: str
+    start: date
+    end: date  # exclusive
+    packages: int
+    ordered_minutes: Fraction
+    ordered_pence: int
+    delivered_minutes: Fraction
+    delivered_pence: int
+    unverified_minutes: Fraction
+    invoiced_pence: int
+    matched_pence: int
+    disputed_invoices: int
+    variance_minutes: Fraction  # delivered - ordered: negative is under-delivery
+    recoverable_underspend_pence: int
+    direct_minutes: Fraction
+    non_direct_minutes: Fraction
+    non_direct_care_share: Fraction | None  # None where no non-direct time was logged
+
+    @property
+    def variance_share(self) -> Fraction | None:
+        """Variance as a share of ordered minutes: the league table's key; None when nothing was ordered."""
+        return None if self.ordered_minutes == 0 else self.variance_minutes / self.ordered_minutes
+
+
+def non_direct_share(direct_minutes: Fraction, non_direct_minutes: Fraction) -> Fraction | None:
+    """Non-direct / (direct + non-direct); None where no non-direct time was logged."""
+    if non_direct_minutes <= 0:
+        return None
+    return non_direct_minutes / (direct_minutes + non_direct_minutes)
+
+
+def statement(scope: StatementScope, subject_id: str, start: date, end: date, parts: Iterable[PackageFigures],
+              unattached_non_direct_minutes: Fraction = Fraction(0)) -> Statement:
+    """The statement of `parts` (the packages in scope). `unattached_non_direct_minutes` is a provider's
+    carers' time logged against no package, which counts in its non-direct share only."""
+    parts = list(parts)
+    ordered_minutes = sum((p.ordered_minutes for p in parts), Fraction(0))
+    delivered_minutes = Fraction(sum(p.payable_seconds for p in parts), 60)
+    direct = Fraction(sum(p.direct_seconds for p in parts), 60)
+    non_direct = sum((p.non_direct_minutes for p in parts), Fraction(0)) + unattached_non_direct_minutes
+    return Statement(
+        scope=scope, id=subject_id, start=start, end=end, packages=len(parts),
+        ordered_minutes=ordered_minutes,
+        ordered_pence=round_half_up(sum((p.ordered_pence for p in parts), Fraction(0))),
+        delivered_minutes=delivered_minutes,
+        delivered_pence=round_half_up(spend_pence(sum(p.rate_seconds for p in parts))),
+        unverified_minutes=Fraction(sum(p.unverified_seconds for p in parts), 60),
+        invoiced_pence=sum(p.invoiced_pence for p in parts),
+        matched_pence=sum(p.matched_pence for p in parts),
+        disputed_invoices=sum(p.disputed_invoices for p in parts),
+        variance_minutes=delivered_minutes - ordered_minutes,
+        recoverable_underspend_pence=round_half_up(
+            sum((p.recoverable_underspend_pence for p in parts), Fraction(0))),
+        direct_minutes=direct,
+        non_direct_minutes=non_direct,
+        non_direct_care_share=non_direct_share(direct, non_direct),
+    )
+
+
+def league_key(s: Statement) -> tuple[int, Fraction, str]:
+    """Most under-delivered share of ordered minutes first; nothing ordered last; then by id."""
+    share = s.variance_share
+    return (1, Fraction(0), s.id) if share is None else (0, share, s.id)
+
+
+def league_table(statements: Iterable[Statement]) -> list[Statement]:
+    return sorted(statements, key=league_key)
