@@ -30,6 +30,29 @@ def ordered_days(period_start: date, period_end: date, start: date, end: date) -
     return max(0, (hi - lo).days)
 
 
+@dataclass(frozen=True)
+class Spans:
+    """[start, end) cut into whole months and the days either side, as the roll-ups read it."""
+
+    months: tuple[date, date]  # [first month start, stop month start): empty when equal
+    days_before: tuple[date, date]
+    days_after: tuple[date, date]
+
+
+def month_after(d: date) -> date:
+    """The first day of a month on or after `d`."""
+    if d.day == 1:
+        return d
+    return date(d.year + d.month // 12, d.month % 12 + 1, 1)
+
+
+def spans(start: date, end: date) -> Spans:
+    first_month, last_month = month_after(start), end.replace(day=1)
+    if first_month >= last_month:  # no whole month inside: days only
+        return Spans((start, start), (start, end), (end, end))
+    return Spans((first_month, last_month), (start, first_month), (last_month, end))
+
+
 def recoverable_underspend(budget_pence: int, contingency_pence: int, spent: Fraction,
                            plan_weekly_spend: Fraction, remaining_weeks: Fraction, ended: bool) -> Fraction:
     """DOMAIN.md "Budget": max(0, budget - contingency - forecast), or - spend once the period ended."""

@@ -74,6 +74,11 @@ CREATE TABLE activity_day (
     PRIMARY KEY (provider_id, package_id, day)
 );
 CREATE TABLE activity_month (LIKE activity_day INCLUDING ALL);
+-- A window's rows of every package at once (statements over many packages read by day).
+CREATE INDEX package_day_ledger_day_idx ON package_day_ledger (day);
+CREATE INDEX package_month_ledger_day_idx ON package_month_ledger (day);
+CREATE INDEX activity_day_day_idx ON activity_day (day);
+CREATE INDEX activity_month_day_idx ON activity_month (day);
 CREATE INDEX activity_day_package_idx ON activity_day (package_id, day);
 CREATE INDEX activity_month_package_idx ON activity_month (package_id, day);
 
@@ -204,7 +209,7 @@ $$;
 -- Non-direct minutes over the local dates [first, stop) logged by `provider` (NULL: any) against
 -- `package` ('' for none), read the same way.
 CREATE OR REPLACE FUNCTION carewatch_activity_minutes(provider text, package text, first date, stop date)
-RETURNS numeric LANGUAGE sql STABLE AS $$
+RETURNS TABLE (minutes numeric) LANGUAGE sql STABLE AS $$
     SELECT coalesce(sum(x.minutes), 0) FROM (
         SELECT m.minutes FROM activity_month m
         WHERE m.package_id = package AND (provider IS NULL OR m.provider_id = provider)
@@ -233,4 +238,4 @@ CREATE TABLE carer_week_time (
     PRIMARY KEY (carer_id, week_start)
 );
 CREATE INDEX IF NOT EXISTS activities_carer_day_idx ON activities (carer_id, local_date);
-CREATE INDEX IF NOT EXISTS invoices_package_period_idx ON invoices (package_id, period_start);
+CREATE INDEX IF NOT EXISTS invoices_period_idx ON invoices (period_start);
