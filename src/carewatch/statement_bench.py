@@ -58,7 +58,7 @@ def _ledger_lines(packages: int, providers: int, visits: int, seed: int) -> Iter
                 yield (f"SH-{n:05d}-{day:03d}-{v}\t{package}\tPRV-{provider:03d}\t{starts.isoformat()}\t{planned}\t"
                        f"{planned}\t{actual}\t{payable}\t{actual - payable}\t{unverified}\t0\t{payable}\t0\t0\t0\t"
                        f"{payable * RATE}\t{payable * RATE / 3600:.6f}\t\\N\t0\t{1 if actual else 0}\t[]\t"
-                       f"{local.isoformat()}\n")
+                       f"{local.isoformat()}\tt\n")
 
 
 def _activity_lines(packages: int, providers: int, seed: int) -> Iterator[str]:
@@ -127,7 +127,7 @@ def build(database_url: str, packages: int, providers: int, visits: int, seed: i
               "scheduled_seconds, actual_seconds, payable_seconds, overrun_seconds, unverified_seconds, "
               "provider_cancelled_seconds, day_seconds, night_seconds, weekend_seconds, bank_holiday_seconds, "
               "rate_seconds, spend_pence, first_clock_in_at, open_attendances, distinct_carers, attendance, "
-              "local_date", _ledger_lines(packages, providers, visits, seed), "shift ledgers")
+              "local_date, in_period", _ledger_lines(packages, providers, visits, seed), "shift ledgers")
         _copy(conn, "activities", "event_id, carer_id, provider_id, package_id, kind, minutes, occurred_at, "
               "local_date", _activity_lines(packages, providers, seed), "activities")
         _copy(conn, "invoices", "invoice_id, package_id, provider_id, period_start, period_end, total_pence, "

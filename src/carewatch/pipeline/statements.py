@@ -8,6 +8,7 @@ not narrowed to one commissioner's packages.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from carewatch.domain.budget import remaining_weeks
 from carewatch.domain.calendar import period_bounds, zone
-from carewatch.domain.invoice_match import Invoice, InvoiceLineInput, exact_minutes, three_way_match
+from carewatch.domain.invoice_match import line_unproven, match_figures, order_days
 from carewatch.domain.model import Package
 from carewatch.domain.statements import (
     PackageFigures,
@@ -58,26 +59,30 @@ class StatementRequest:
 
 
 def _match(row: InvoiceWindowRow) -> tuple[int, int]:
-    """(matched pence, 1 if disputed) of one invoice, by the domain's three-way match."""
-    invoice = Invoice(row.invoice_id, row.package.package_id, row.package.provider_id, row.period_start,
-                      row.period_end, row.total_pence,
-                      tuple(InvoiceLineInput(exact_minutes(line.get("minutes", 0)), int(line.get("amount_pence", 0)),
-                                             line.get("shift_id"), line.get("service_type"))
-                            for line in row.lines))
-    proof = {shift: (int(v[0]), bool(v[1])) for shift, v in row.proof.items()}
-    match = three_way_match(row.package, invoice, {s: p for s, (p, _) in proof.items()},
-                            {s for s, (_, seen) in proof.items() if seen}, int(row.delivered_rate_seconds))
-    return match.matched_pence, int(match.disputed)
+    """(matched pence, 1 if disputed) of one invoice: the domain's match rule over its proof of delivery."""
+    attended = {shift for shift, (_, seen) in row.proof.items() if seen}
+    payable = {shift: int(seconds) for shift, (seconds, _) in row.proof.items()}
+    unproven = any(line_unproven(line.get("shift_id"), payable, attended) for line in row.lines)
+    days = order_days(row.package_start, row.package_end, row.period_start, row.period_end)
+    matched, disputed = match_figures(row.total_pence, int(row.delivered_rate_seconds),
+                                      int(row.plan_weekly_rate_minutes), days, unproven)
+    return matched, int(disputed)
+
+
+def _remaining(row: PackageWindowRow, now: datetime) -> tuple[Fraction, bool]:
+    """Weeks left in the package's period by local time, and whether it has ended."""
+    span = Package(row.package_id, row.commissioner_id, row.provider_id, row.period_start, row.period_end,
+                   row.budget_pence, row.contingency_pence, (), (), timezone=row.timezone)
+    return remaining_weeks(span, now), now >= period_bounds(row.period_start, row.period_end, zone(row.timezone))[1]
 
 
 def _figures(row: PackageWindowRow, start: date, end: date, now: datetime,
-             invoices: Sequence[InvoiceWindowRow]) -> PackageFigures:
+             invoices: Sequence[InvoiceWindowRow],
+             periods: dict[tuple[date, date, str], tuple[Fraction, bool]]) -> PackageFigures:
     days = ordered_days(row.period_start, row.period_end, start, end)
     weekly_spend = Fraction(row.plan_weekly_rate_minutes) / 60
-    tz = zone(row.timezone)
-    span = Package(row.package_id, row.commissioner_id, row.provider_id, row.period_start, row.period_end,
-                   row.budget_pence, row.contingency_pence, (), (), timezone=row.timezone)
-    ended = now >= period_bounds(row.period_start, row.period_end, tz)[1]
+    key = (row.period_start, row.period_end, row.timezone)  # packages commonly share their periods
+    weeks_left, ended = periods[key] if key in periods else periods.setdefault(key, _remaining(row, now))
     matches = [_match(i) for i in invoices]
     return PackageFigures(
         package_id=row.package_id, provider_id=row.provider_id, commissioner_id=row.commissioner_id,
@@ -90,7 +95,7 @@ def _figures(row: PackageWindowRow, start: date, end: date, now: datetime,
         matched_pence=sum(m for m, _ in matches), disputed_invoices=sum(d for _, d in matches),
         recoverable_underspend_pence=recoverable_underspend(
             row.budget_pence, row.contingency_pence, Fraction(int(row.period_rate_seconds), 3600), weekly_spend,
-            remaining_weeks(span, now), ended),
+            weeks_left, ended),
     )
 
 
@@ -112,13 +117,16 @@ async def statements(pool: AsyncConnectionPool, viewer: Viewer, request: Stateme
         if ids[narrowed] not in (None, r.subject_id):
             return []  # the filter and the id name different subjects
         ids[narrowed] = r.subject_id
-    rows = await package_rows(pool, viewer, r.start, r.end, **ids)
+    # The packages' sums and their invoices are read side by side, on two connections.
+    rows, invoice_list = await asyncio.gather(package_rows(pool, viewer, r.start, r.end, **ids),
+                                              invoice_rows(pool, viewer, r.start, r.end, **ids))
     invoices: dict[str, list[InvoiceWindowRow]] = defaultdict(list)
-    for inv in await invoice_rows(pool, [row.package_id for row in rows], r.start, r.end):
-        invoices[inv.package.package_id].append(inv)
+    for inv in invoice_list:
+        invoices[inv.package_id].append(inv)
     groups: dict[str, list[PackageFigures]] = defaultdict(list)
+    periods: dict[tuple[date, date, str], tuple[Fraction, bool]] = {}
     for row in rows:
-        figures = _figures(row, r.start, r.end, now, invoices.get(row.package_id, ()))
+        figures = _figures(row, r.start, r.end, now, invoices.get(row.package_id, ()), periods)
         groups[_key(r.scope, figures)].append(figures)
     unattached: dict[str, Fraction] = {}
     if r.scope is StatementScope.PROVIDER and viewer.commissioner_id is None and r.commissioner_id is None:

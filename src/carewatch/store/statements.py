@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from carewatch.domain.model import DEFAULT_TIMEZONE, Band, Package, PlanLine, Rate
+from carewatch.domain.model import DEFAULT_TIMEZONE
 from carewatch.domain.statements import spans
 from carewatch.store.scope import Viewer, scope_condition
 
@@ -47,7 +47,10 @@ class PackageWindowRow:
 class InvoiceWindowRow:
     """The latest version of an invoice whose period starts in the window, with its proof of delivery."""
 
-    package: Package
+    package_id: str
+    package_start: date
+    package_end: date
+    plan_weekly_rate_minutes: Decimal  # plan weekly spend x 60
     invoice_id: str
     total_pence: int
     period_start: date
@@ -57,18 +60,19 @@ class InvoiceWindowRow:
     proof: dict[str, list[Any]]  # shift_id -> [payable_seconds, has attendance]
 
 
-# The window is the same for every package: its sums are read set-wise (by day, whole months from
-# the month roll-ups). Each package's own period (for its budget) is read per package, whole months
-# first; the day roll-up only for periods that do not start or end on a month boundary.
-_PACKAGES = """
+# The window is the same for every package: its sums are read set-wise by day (whole months from
+# the month roll-ups, the days either side from the day roll-ups). Each package's spend within its
+# own period (for its budget) is kept whole in package_period_ledger.
+_SCOPED = """
 WITH pk AS MATERIALIZED (
     SELECT p.package_id, p.provider_id, p.commissioner_id, coalesce(c.timezone, {tz}) AS timezone,
            p.period_start, p.period_end, p.budget_pence, p.contingency_pence, p.planned_minutes_per_week,
-           p.plan_weekly_rate_minutes, carewatch_month_after(p.period_start) AS ms,
-           date_trunc('month', p.period_end + 1)::date AS me
+           p.plan_weekly_rate_minutes
     FROM packages p LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
     WHERE {visible} AND {chosen}
-), win AS (
+)"""
+
+_PACKAGES = _SCOPED + """, win AS (
     SELECT x.package_id, sum(x.actual_seconds) AS actual_seconds, sum(x.payable_seconds) AS payable_seconds,
            sum(x.unverified_seconds) AS unverified_seconds, sum(x.rate_seconds) AS rate_seconds
     FROM (SELECT * FROM package_month_ledger WHERE day >= %s AND day < %s
@@ -83,19 +87,6 @@ WITH pk AS MATERIALIZED (
           UNION ALL SELECT package_id, minutes FROM activity_day WHERE day >= %s AND day < %s) x
     WHERE x.package_id IN (SELECT package_id FROM pk)
     GROUP BY x.package_id
-), per AS (
-    SELECT m.package_id, m.rate_seconds FROM pk JOIN package_month_ledger m
-        ON m.package_id = pk.package_id AND m.day >= pk.ms AND m.day < pk.me
-    UNION ALL
-    SELECT pk.package_id, b.rate_seconds FROM pk CROSS JOIN LATERAL carewatch_ledger_sums(
-        pk.package_id, pk.period_start, CASE WHEN pk.ms < pk.me THEN pk.ms ELSE pk.period_end + 1 END) b
-    WHERE pk.period_start < pk.ms OR pk.ms >= pk.me
-    UNION ALL
-    SELECT pk.package_id, b.rate_seconds FROM pk CROSS JOIN LATERAL carewatch_ledger_sums(
-        pk.package_id, pk.me, pk.period_end + 1) b
-    WHERE pk.ms < pk.me AND pk.me <= pk.period_end
-), period AS (
-    SELECT package_id, sum(rate_seconds) AS rate_seconds FROM per GROUP BY package_id
 )
 SELECT pk.package_id, pk.provider_id, pk.commissioner_id, pk.timezone, pk.period_start, pk.period_end,
        pk.budget_pence, pk.contingency_pence, pk.planned_minutes_per_week, pk.plan_weekly_rate_minutes,
@@ -104,22 +95,45 @@ SELECT pk.package_id, pk.provider_id, pk.commissioner_id, pk.timezone, pk.period
        coalesce(win.unverified_seconds, 0)::bigint AS unverified_seconds,
        coalesce(win.rate_seconds, 0) AS rate_seconds, coalesce(act.minutes, 0) AS non_direct_minutes,
        coalesce(period.rate_seconds, 0) AS period_rate_seconds
-FROM pk LEFT JOIN win USING (package_id) LEFT JOIN act USING (package_id) LEFT JOIN period USING (package_id)
+FROM pk LEFT JOIN win USING (package_id) LEFT JOIN act USING (package_id)
+LEFT JOIN package_period_ledger period USING (package_id)
 ORDER BY pk.package_id"""
 
-_INVOICES = """
-SELECT i.invoice_id, i.package_id, i.total_pence, i.period_start, i.period_end, i.lines,
-       p.provider_id, p.commissioner_id, p.period_start AS package_start, p.period_end AS package_end,
-       p.plan, p.rates, d.rate_seconds AS delivered_rate_seconds,
-       (SELECT coalesce(jsonb_object_agg(l.shift_id, jsonb_build_array(
-                   l.payable_seconds, l.actual_seconds > 0 OR jsonb_array_length(l.attendance) > 0)), '{}')
-        FROM jsonb_array_elements(i.lines) x JOIN shift_ledger l ON l.shift_id = x->>'shift_id'
-        WHERE l.package_id = i.package_id AND l.local_date BETWEEN i.period_start AND i.period_end) AS proof
-FROM invoices i
-JOIN packages p ON p.package_id = i.package_id
-CROSS JOIN LATERAL carewatch_ledger_sums(i.package_id, i.period_start, i.period_end + 1) d
-WHERE i.package_id = ANY(%(packages)s) AND i.period_start >= %(first)s AND i.period_start < %(stop)s
-ORDER BY i.invoice_id"""
+# Delivered spend over each invoice's own period: whole months from the month roll-up (one probe),
+# the day roll-up only for a period that does not start or end on a month boundary.
+_INVOICES = _SCOPED + """, inv AS MATERIALIZED (
+    SELECT i.invoice_id, i.package_id, i.total_pence, i.period_start, i.period_end, i.lines,
+           carewatch_month_after(i.period_start) AS ms, date_trunc('month', i.period_end + 1)::date AS me,
+           pk.period_start AS package_start, pk.period_end AS package_end, pk.plan_weekly_rate_minutes
+    FROM invoices i JOIN pk ON pk.package_id = i.package_id
+    WHERE i.period_start >= %s AND i.period_start < %s
+), delivered AS (
+    -- Whole months: read by month across the invoices at once, then matched to each invoice's own.
+    SELECT inv.invoice_id, m.rate_seconds FROM inv JOIN package_month_ledger m
+        ON m.package_id = inv.package_id AND m.day >= inv.ms AND m.day < inv.me
+    WHERE m.day >= (SELECT min(ms) FROM inv) AND m.day < (SELECT max(me) FROM inv)
+    UNION ALL
+    SELECT inv.invoice_id, b.rate_seconds FROM inv CROSS JOIN LATERAL carewatch_ledger_sums(
+        inv.package_id, inv.period_start, CASE WHEN inv.ms < inv.me THEN inv.ms ELSE inv.period_end + 1 END) b
+    WHERE inv.period_start < inv.ms OR inv.ms >= inv.me
+    UNION ALL
+    SELECT inv.invoice_id, b.rate_seconds FROM inv CROSS JOIN LATERAL carewatch_ledger_sums(
+        inv.package_id, inv.me, inv.period_end + 1) b
+    WHERE inv.ms < inv.me AND inv.me <= inv.period_end
+), delivered_sums AS (
+    SELECT invoice_id, sum(rate_seconds) AS rate_seconds FROM delivered GROUP BY invoice_id
+)
+SELECT inv.invoice_id, inv.package_id, inv.total_pence, inv.period_start, inv.period_end, inv.lines,
+       inv.package_start, inv.package_end, inv.plan_weekly_rate_minutes,
+       coalesce(d.rate_seconds, 0) AS delivered_rate_seconds
+FROM inv LEFT JOIN delivered_sums d ON d.invoice_id = inv.invoice_id
+ORDER BY inv.invoice_id"""
+
+# The shifts invoice lines name, by id: the caller keeps those of the invoice's package and period.
+_LINE_SHIFTS = """
+SELECT shift_id, package_id, local_date, payable_seconds,
+       actual_seconds > 0 OR jsonb_array_length(attendance) > 0 AS attended
+FROM shift_ledger WHERE shift_id = ANY(%s)"""
 
 # Many short index probes look costly to the planner, whose JIT then spends far longer compiling
 # than the query takes to run (measured: 180 ms of JIT for a 30 ms query).
@@ -143,44 +157,53 @@ def _chosen(commissioner_id: str | None, provider_id: str | None, package_id: st
     return sql.SQL(" AND ").join(parts), params
 
 
+def _scoped(template: str, viewer: Viewer, commissioner_id: str | None, provider_id: str | None,
+            package_id: str | None) -> tuple[sql.Composed, list[Any]]:
+    """`template` with the packages in scope (the viewer's, narrowed to the ids given) and their parameters."""
+    visible, visible_params = scope_condition(viewer, "p.commissioner_id", "p.provider_id")
+    chosen, chosen_params = _chosen(commissioner_id, provider_id, package_id)
+    query = sql.SQL(template).format(tz=sql.Literal(DEFAULT_TIMEZONE), visible=visible, chosen=chosen)
+    return query, [*visible_params, *chosen_params]
+
+
 async def package_rows(pool: AsyncConnectionPool, viewer: Viewer, first: date, stop: date, *,
                        commissioner_id: str | None = None, provider_id: str | None = None,
                        package_id: str | None = None) -> list[PackageWindowRow]:
     """The packages the viewer may see (narrowed to those ids given), with their sums over [first, stop)."""
-    visible, visible_params = scope_condition(viewer, "p.commissioner_id", "p.provider_id")
-    chosen, chosen_params = _chosen(commissioner_id, provider_id, package_id)
-    query = sql.SQL(_PACKAGES).format(tz=sql.Literal(DEFAULT_TIMEZONE), visible=visible, chosen=chosen)
+    query, params = _scoped(_PACKAGES, viewer, commissioner_id, provider_id, package_id)
     cut = spans(first, stop)
     window = [*cut.months, *cut.days_before, *cut.days_after]
-    # Placeholders in the order they appear: the scope, the choice, the ledger window, the activity window.
-    params: list[Any] = [*visible_params, *chosen_params, *window, *window]
+    # Placeholders in the order they appear: the scope, the ledger window, the activity window.
     async with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_NO_JIT)
-        await cur.execute(query, params)
+        await cur.execute(query, [*params, *window, *window])
         return [PackageWindowRow(**row) for row in await cur.fetchall()]
 
 
-def _package(row: dict[str, Any]) -> Package:
-    return Package(
-        package_id=row["package_id"], commissioner_id=row["commissioner_id"], provider_id=row["provider_id"],
-        period_start=row["package_start"], period_end=row["package_end"], budget_pence=0, contingency_pence=0,
-        plan=tuple(PlanLine(str(p["service_type"]), int(p["minutes_per_week"]), int(p.get("carers", 1)))
-                   for p in row["plan"]),
-        rates=tuple(Rate(str(r["service_type"]), cast(Band, r["band"]), int(r["pence_per_hour"]))
-                    for r in row["rates"]))
-
-
-async def invoice_rows(pool: AsyncConnectionPool, package_ids: list[str], first: date, stop: date
-                       ) -> list[InvoiceWindowRow]:
-    """Invoices of these packages whose period starts in [first, stop), with what matching needs."""
-    if not package_ids:
-        return []
+async def invoice_rows(pool: AsyncConnectionPool, viewer: Viewer, first: date, stop: date, *,
+                       commissioner_id: str | None = None, provider_id: str | None = None,
+                       package_id: str | None = None) -> list[InvoiceWindowRow]:
+    """Invoices of the packages in scope whose period starts in [first, stop), with what matching needs."""
+    query, params = _scoped(_INVOICES, viewer, commissioner_id, provider_id, package_id)
     async with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_NO_JIT)
-        await cur.execute(_INVOICES, {"packages": package_ids, "first": first, "stop": stop})
-        return [InvoiceWindowRow(_package(r), r["invoice_id"], r["total_pence"], r["period_start"],
-                                 r["period_end"], r["lines"], r["delivered_rate_seconds"], r["proof"])
-                for r in await cur.fetchall()]
+        await cur.execute(query, [*params, first, stop])
+        rows = await cur.fetchall()
+        named = sorted({str(line["shift_id"]) for r in rows for line in r["lines"] if line.get("shift_id")})
+        await cur.execute(_LINE_SHIFTS, (named,))
+        shifts = {s["shift_id"]: s for s in await cur.fetchall()}
+    found = []
+    for r in rows:
+        # Proof of delivery: the shifts the lines name, of this package, starting within the period.
+        proof = {sid: [s["payable_seconds"], s["attended"]] for line in r["lines"]
+                 if (sid := line.get("shift_id")) and (s := shifts.get(sid)) is not None
+                 and s["package_id"] == r["package_id"] and s["local_date"] is not None
+                 and r["period_start"] <= s["local_date"] <= r["period_end"]}
+        found.append(InvoiceWindowRow(r["package_id"], r["package_start"], r["package_end"],
+                                      r["plan_weekly_rate_minutes"], r["invoice_id"], r["total_pence"],
+                                      r["period_start"], r["period_end"], r["lines"], r["delivered_rate_seconds"],
+                                      proof))
+    return found
 
 
 async def unattached_minutes(pool: AsyncConnectionPool, provider_ids: list[str], first: date, stop: date

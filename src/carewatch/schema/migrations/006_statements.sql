@@ -10,6 +10,8 @@
 -- The local date of a shift's start (its commissioner's zone), kept beside the ledger row so that
 -- a row moving day (a rescheduled shift, a zone change) is taken off the day it was counted on.
 ALTER TABLE shift_ledger ADD COLUMN IF NOT EXISTS local_date date;
+-- Whether that date lies in its package's period (the budget's spend to date counts those rows).
+ALTER TABLE shift_ledger ADD COLUMN IF NOT EXISTS in_period boolean NOT NULL DEFAULT false;
 -- The local date of an activity's occurred_at: the zone of its package's commissioner, or the
 -- default zone for an activity that names no package.
 ALTER TABLE activities ADD COLUMN IF NOT EXISTS local_date date;
@@ -21,8 +23,13 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE OR REPLACE FUNCTION carewatch_ledger_local_date() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    first date;
+    last date;
 BEGIN
     NEW.local_date := (NEW.starts_at AT TIME ZONE carewatch_package_zone(NEW.package_id))::date;
+    SELECT period_start, period_end INTO first, last FROM packages WHERE package_id = NEW.package_id;
+    NEW.in_period := coalesce(NEW.local_date BETWEEN first AND last, false);
     RETURN NEW;
 END $$;
 
@@ -37,7 +44,7 @@ CREATE TRIGGER shift_ledger_local_date BEFORE INSERT OR UPDATE ON shift_ledger
 CREATE TRIGGER activities_local_date BEFORE INSERT OR UPDATE ON activities
     FOR EACH ROW EXECUTE FUNCTION carewatch_activity_local_date();
 
-UPDATE shift_ledger SET local_date = (starts_at AT TIME ZONE carewatch_package_zone(package_id))::date;
+UPDATE shift_ledger SET in_period = in_period;  -- the BEFORE trigger sets local_date and in_period
 UPDATE activities SET local_date = (occurred_at AT TIME ZONE carewatch_package_zone(package_id))::date;
 
 -- Plan weekly spend x 60 (DOMAIN.md "Budget"), an exact integer: minutes_per_week x carers x the
@@ -64,6 +71,13 @@ CREATE TABLE package_day_ledger (
     PRIMARY KEY (package_id, day)
 );
 CREATE TABLE package_month_ledger (LIKE package_day_ledger INCLUDING ALL);
+
+-- Each package's spend (x 3600) on shifts starting within its period: its budget's spend to date.
+-- A package's new period rebuilds all its shifts' ledgers, which moves each row in or out.
+CREATE TABLE package_period_ledger (
+    package_id   text    PRIMARY KEY,
+    rate_seconds numeric NOT NULL DEFAULT 0
+);
 
 -- Non-direct minutes by provider, package ('' for none) and local day / month.
 CREATE TABLE activity_day (
@@ -112,6 +126,11 @@ BEGIN
                 unverified_seconds = t.unverified_seconds + EXCLUDED.unverified_seconds,
                 rate_seconds = t.rate_seconds + EXCLUDED.rate_seconds$sql$, target, bucket, changes);
     END LOOP;
+    EXECUTE format($sql$
+        INSERT INTO package_period_ledger AS t (package_id, rate_seconds)
+        SELECT package_id, sum(sign * rate_seconds) FROM (%s) c WHERE in_period
+        GROUP BY 1 HAVING sum(sign * rate_seconds) <> 0 ORDER BY 1
+        ON CONFLICT (package_id) DO UPDATE SET rate_seconds = t.rate_seconds + EXCLUDED.rate_seconds$sql$, changes);
     RETURN NULL;
 END $$;
 
@@ -157,7 +176,7 @@ CREATE TRIGGER activities_roll_up_delete AFTER DELETE ON activities REFERENCING 
 -- Recompute every roll-up from the source tables (after a bulk load with triggers off, or to check).
 CREATE OR REPLACE FUNCTION carewatch_rebuild_rollups() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE package_day_ledger, package_month_ledger, activity_day, activity_month;
+    TRUNCATE package_day_ledger, package_month_ledger, package_period_ledger, activity_day, activity_month;
     INSERT INTO package_day_ledger
     SELECT package_id, local_date, sum(actual_seconds), sum(payable_seconds), sum(unverified_seconds),
            sum(rate_seconds)
@@ -166,6 +185,8 @@ BEGIN
     SELECT package_id, date_trunc('month', day)::date, sum(actual_seconds), sum(payable_seconds),
            sum(unverified_seconds), sum(rate_seconds)
     FROM package_day_ledger GROUP BY 1, 2;
+    INSERT INTO package_period_ledger
+    SELECT package_id, sum(rate_seconds) FROM shift_ledger WHERE in_period GROUP BY 1;
     INSERT INTO activity_day
     SELECT provider_id, coalesce(package_id, ''), local_date, sum(minutes)
     FROM activities WHERE local_date IS NOT NULL GROUP BY 1, 2, 3;
