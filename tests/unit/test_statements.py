@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 
 from carewatch.domain.statements import (
+    RECOVERABLE_DEN,
     PackageFigures,
     Spans,
     StatementScope,
@@ -42,13 +44,14 @@ def test_a_provider_statement_is_the_sum_of_its_packages_rounded_once() -> None:
     # A: ordered 420 min and 16,800p (one hour a day at 2,400p/h over 7 days), delivered 300 minutes,
     # half a penny of spend beyond 12,000p; B the same half penny: together exactly 24,001p, where
     # rounding each first would say 24,002p.
-    a = PackageFigures("A", "PRV", "LA", ordered_minutes=Fraction(420), ordered_pence=Fraction(16_800),
+    half = RECOVERABLE_DEN // 2  # half a penny
+    a = PackageFigures("A", "PRV", "LA", ordered_minutes_x7=420 * 7, ordered_pence_x420=16_800 * 420,
                        payable_seconds=300 * 60, rate_seconds=12_000 * 3600 + 1800, unverified_seconds=600,
-                       direct_seconds=600 * 60, non_direct_minutes=Fraction(60), invoiced_pence=13_000,
-                       matched_pence=12_000, disputed_invoices=1, recoverable_underspend_pence=Fraction(1, 2))
-    b = PackageFigures("B", "PRV", "LA", ordered_minutes=Fraction(420), ordered_pence=Fraction(16_800),
+                       direct_seconds=600 * 60, non_direct_minutes=Decimal(60), invoiced_pence=13_000,
+                       matched_pence=12_000, disputed_invoices=1, recoverable_x=half)
+    b = PackageFigures("B", "PRV", "LA", ordered_minutes_x7=420 * 7, ordered_pence_x420=16_800 * 420,
                        payable_seconds=400 * 60, rate_seconds=12_000 * 3600 + 1800, direct_seconds=300 * 60,
-                       invoiced_pence=12_000, matched_pence=12_000, recoverable_underspend_pence=Fraction(1, 2))
+                       invoiced_pence=12_000, matched_pence=12_000, recoverable_x=half)
     s = statement(StatementScope.PROVIDER, "PRV", *APRIL, [a, b], unattached_non_direct_minutes=Fraction(40))
     assert s.packages == 2
     assert s.ordered_minutes == 840 and s.ordered_pence == 33_600
@@ -69,7 +72,7 @@ def test_no_non_direct_time_logged_gives_no_share() -> None:
 
 def test_league_table_puts_the_most_under_delivered_share_first() -> None:
     def made(key: str, ordered: int, delivered_minutes: int) -> PackageFigures:
-        return PackageFigures(key, key, "LA", ordered_minutes=Fraction(ordered),
+        return PackageFigures(key, key, "LA", ordered_minutes_x7=ordered * 7,
                               payable_seconds=delivered_minutes * 60)
 
     table = league_table(statement(StatementScope.PROVIDER, f.provider_id, *APRIL, [f]) for f in [
@@ -82,9 +85,11 @@ def test_league_table_puts_the_most_under_delivered_share_first() -> None:
 
 
 def test_recoverable_underspend_follows_the_budget_rule() -> None:
-    # Budget 100,000p with 10,000p contingency; spent 50,000p; plan 2,000p a week, 10 weeks left:
-    # forecast 70,000p, so 20,000p can be recovered; once the period has ended, 40,000p.
-    args = (100_000, 10_000, Fraction(50_000), Fraction(2_000), Fraction(10))
-    assert recoverable_underspend(*args, ended=False) == 20_000
-    assert recoverable_underspend(*args, ended=True) == 40_000
-    assert recoverable_underspend(100_000, 10_000, Fraction(95_000), Fraction(0), Fraction(0), False) == 0
+    # Budget 100,000p with 10,000p contingency; spent 50,000p (x 3600 in rate seconds); plan 2,000p a
+    # week (x 60); 10 weeks left: forecast 70,000p, so 20,000p can be recovered; once the period has
+    # ended (no time left), 40,000p.
+    week = 7 * 24 * 3600
+    spent, weekly = 50_000 * 3600, 2_000 * 60
+    assert Fraction(recoverable_underspend(100_000, 10_000, spent, weekly, 10 * week), RECOVERABLE_DEN) == 20_000
+    assert Fraction(recoverable_underspend(100_000, 10_000, spent, weekly, 0), RECOVERABLE_DEN) == 40_000
+    assert recoverable_underspend(100_000, 10_000, 95_000 * 3600, 0, 0) == 0

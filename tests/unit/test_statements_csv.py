@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
-from fractions import Fraction
 
 from carewatch.domain.statements import PackageFigures, StatementScope, statement
 from carewatch.exports import COLUMNS, csv_chunks, row
@@ -27,14 +26,15 @@ def test_the_contract_columns_come_first_in_order() -> None:
 
 
 def test_rows_hold_exact_decimals_and_empty_for_null() -> None:
-    figures = PackageFigures("PKG-1", "PRV", "LA", ordered_minutes=Fraction(1000, 3), ordered_pence=Fraction(99, 2),
+    # 2333/7 = 333.285714... ordered minutes and 49.5p ordered (numerators over 7 and 420).
+    figures = PackageFigures("PKG-1", "PRV", "LA", ordered_minutes_x7=2333, ordered_pence_x420=99 * 210,
                              payable_seconds=30 * 60, rate_seconds=3600 * 12)
     r = dict(zip(COLUMNS, row(statement(StatementScope.PACKAGE, "PKG-1", date(2026, 4, 1), date(2026, 5, 1),
                                         [figures])), strict=True))
     assert (r["scope"], r["id"], r["from"], r["to"]) == ("PACKAGE", "PKG-1", "2026-04-01", "2026-05-01")
-    assert r["ordered_minutes"] == "333.3333" and r["ordered_pence"] == "50"  # 49.5 rounds half up
+    assert r["ordered_minutes"] == "333.2857" and r["ordered_pence"] == "50"  # 49.5 rounds half up
     assert r["delivered_minutes"] == "30" and r["delivered_pence"] == "12"
-    assert r["variance_minutes"] == "-303.3333"
+    assert r["variance_minutes"] == "-303.2857"
     assert r["non_direct_care_share"] == ""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 
@@ -53,31 +54,43 @@ def spans(start: date, end: date) -> Spans:
     return Spans((first_month, last_month), (start, first_month), (last_month, end))
 
 
-def recoverable_underspend(budget_pence: int, contingency_pence: int, spent: Fraction,
-                           plan_weekly_spend: Fraction, remaining_weeks: Fraction, ended: bool) -> Fraction:
-    """DOMAIN.md "Budget": max(0, budget - contingency - forecast), or - spend once the period ended."""
-    forecast = spent + plan_weekly_spend * remaining_weeks
-    return max(Fraction(0), budget_pence - contingency_pence - (spent if ended else forecast))
+WEEK_SECONDS = 7 * 24 * 3600
+# Exact figures of many packages are added as integer numerators over fixed denominators (thousands of
+# packages, so no Fraction per figure): ordered minutes x 7, ordered pence x 420 (the plan's weekly spend
+# x 60, times days / 7), recoverable underspend x 36,288,000 (60 x a week's seconds, a multiple of 3600).
+ORDERED_MINUTES_DEN = 7
+ORDERED_PENCE_DEN = 420
+RECOVERABLE_DEN = 60 * WEEK_SECONDS
+
+
+def recoverable_underspend(budget_pence: int, contingency_pence: int, spent_rate_seconds: int,
+                           weekly_rate_minutes: int, remaining_seconds: int) -> int:
+    """DOMAIN.md "Budget", x RECOVERABLE_DEN: max(0, budget - contingency - forecast), the forecast being
+    spend + plan weekly spend x remaining weeks (local wall-clock seconds / a week; 0 once the period has
+    ended, when the forecast is the spend)."""
+    free = (budget_pence - contingency_pence) * RECOVERABLE_DEN
+    forecast = spent_rate_seconds * (RECOVERABLE_DEN // 3600) + weekly_rate_minutes * remaining_seconds
+    return max(0, free - forecast)
 
 
 @dataclass(frozen=True)
 class PackageFigures:
-    """One package's part of a statement, exact."""
+    """One package's part of a statement, exact (integer numerators over the denominators above)."""
 
     package_id: str
     provider_id: str
     commissioner_id: str
-    ordered_minutes: Fraction = Fraction(0)
-    ordered_pence: Fraction = Fraction(0)
+    ordered_minutes_x7: int = 0
+    ordered_pence_x420: int = 0
     payable_seconds: int = 0
     rate_seconds: int = 0  # delivered spend x 3600
     unverified_seconds: int = 0
     direct_seconds: int = 0  # actual attended carer-seconds, overrun included
-    non_direct_minutes: Fraction = Fraction(0)  # activities naming the package
+    non_direct_minutes: Decimal = Decimal(0)  # activities naming the package (decimal minutes, exact)
     invoiced_pence: int = 0
     matched_pence: int = 0
     disputed_invoices: int = 0
-    recoverable_underspend_pence: Fraction = Fraction(0)
+    recoverable_x: int = 0  # recoverable underspend x RECOVERABLE_DEN
 
 
 @dataclass(frozen=True)
@@ -119,14 +132,14 @@ def statement(scope: StatementScope, subject_id: str, start: date, end: date, pa
     """The statement of `parts` (the packages in scope). `unattached_non_direct_minutes` is a provider's
     carers' time logged against no package, which counts in its non-direct share only."""
     parts = list(parts)
-    ordered_minutes = sum((p.ordered_minutes for p in parts), Fraction(0))
+    ordered_minutes = Fraction(sum(p.ordered_minutes_x7 for p in parts), ORDERED_MINUTES_DEN)
     delivered_minutes = Fraction(sum(p.payable_seconds for p in parts), 60)
     direct = Fraction(sum(p.direct_seconds for p in parts), 60)
-    non_direct = sum((p.non_direct_minutes for p in parts), Fraction(0)) + unattached_non_direct_minutes
+    non_direct = Fraction(sum((p.non_direct_minutes for p in parts), Decimal(0))) + unattached_non_direct_minutes
     return Statement(
         scope=scope, id=subject_id, start=start, end=end, packages=len(parts),
         ordered_minutes=ordered_minutes,
-        ordered_pence=round_half_up(sum((p.ordered_pence for p in parts), Fraction(0))),
+        ordered_pence=round_half_up(Fraction(sum(p.ordered_pence_x420 for p in parts), ORDERED_PENCE_DEN)),
         delivered_minutes=delivered_minutes,
         delivered_pence=round_half_up(spend_pence(sum(p.rate_seconds for p in parts))),
         unverified_minutes=Fraction(sum(p.unverified_seconds for p in parts), 60),
@@ -135,7 +148,7 @@ def statement(scope: StatementScope, subject_id: str, start: date, end: date, pa
         disputed_invoices=sum(p.disputed_invoices for p in parts),
         variance_minutes=delivered_minutes - ordered_minutes,
         recoverable_underspend_pence=round_half_up(
-            sum((p.recoverable_underspend_pence for p in parts), Fraction(0))),
+            Fraction(sum(p.recoverable_x for p in parts), RECOVERABLE_DEN)),
         direct_minutes=direct,
         non_direct_minutes=non_direct,
         non_direct_care_share=non_direct_share(direct, non_direct),

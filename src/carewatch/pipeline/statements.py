@@ -17,10 +17,8 @@ from fractions import Fraction
 
 from psycopg_pool import AsyncConnectionPool
 
-from carewatch.domain.budget import remaining_weeks
-from carewatch.domain.calendar import period_bounds, zone
+from carewatch.domain.calendar import period_bounds, wall_clock_seconds, zone
 from carewatch.domain.invoice_match import line_unproven, match_figures, order_days
-from carewatch.domain.model import Package
 from carewatch.domain.statements import (
     PackageFigures,
     Statement,
@@ -62,40 +60,38 @@ def _match(row: InvoiceWindowRow) -> tuple[int, int]:
     """(matched pence, 1 if disputed) of one invoice: the domain's match rule over its proof of delivery."""
     attended = {shift for shift, (_, seen) in row.proof.items() if seen}
     payable = {shift: int(seconds) for shift, (seconds, _) in row.proof.items()}
-    unproven = any(line_unproven(line.get("shift_id"), payable, attended) for line in row.lines)
+    unproven = any(line_unproven(shift, payable, attended) for shift in row.line_shifts)
     days = order_days(row.package_start, row.package_end, row.period_start, row.period_end)
     matched, disputed = match_figures(row.total_pence, int(row.delivered_rate_seconds),
                                       int(row.plan_weekly_rate_minutes), days, unproven)
     return matched, int(disputed)
 
 
-def _remaining(row: PackageWindowRow, now: datetime) -> tuple[Fraction, bool]:
-    """Weeks left in the package's period by local time, and whether it has ended."""
-    span = Package(row.package_id, row.commissioner_id, row.provider_id, row.period_start, row.period_end,
-                   row.budget_pence, row.contingency_pence, (), (), timezone=row.timezone)
-    return remaining_weeks(span, now), now >= period_bounds(row.period_start, row.period_end, zone(row.timezone))[1]
+def _remaining_seconds(row: PackageWindowRow, now: datetime) -> int:
+    """Local wall-clock seconds from max(now, period start) to the period's end (0 once it has ended)."""
+    tz = zone(row.timezone)
+    start, end = period_bounds(row.period_start, row.period_end, tz)
+    return wall_clock_seconds(max(now, start), end, tz)
 
 
 def _figures(row: PackageWindowRow, start: date, end: date, now: datetime,
-             invoices: Sequence[InvoiceWindowRow],
-             periods: dict[tuple[date, date, str], tuple[Fraction, bool]]) -> PackageFigures:
+             invoices: Sequence[InvoiceWindowRow], remaining: dict[tuple[date, date, str], int]) -> PackageFigures:
     days = ordered_days(row.period_start, row.period_end, start, end)
-    weekly_spend = Fraction(row.plan_weekly_rate_minutes) / 60
+    weekly_rate_minutes = int(row.plan_weekly_rate_minutes)
     key = (row.period_start, row.period_end, row.timezone)  # packages commonly share their periods
-    weeks_left, ended = periods[key] if key in periods else periods.setdefault(key, _remaining(row, now))
+    if key not in remaining:
+        remaining[key] = _remaining_seconds(row, now)
     matches = [_match(i) for i in invoices]
     return PackageFigures(
         package_id=row.package_id, provider_id=row.provider_id, commissioner_id=row.commissioner_id,
-        ordered_minutes=Fraction(row.planned_minutes_per_week) * days / 7,
-        ordered_pence=weekly_spend * days / 7,
+        ordered_minutes_x7=int(row.planned_minutes_per_week) * days, ordered_pence_x420=weekly_rate_minutes * days,
         payable_seconds=row.payable_seconds, rate_seconds=int(row.rate_seconds),
         unverified_seconds=row.unverified_seconds, direct_seconds=row.actual_seconds,
-        non_direct_minutes=Fraction(row.non_direct_minutes),
+        non_direct_minutes=row.non_direct_minutes,
         invoiced_pence=sum(i.total_pence for i in invoices),
         matched_pence=sum(m for m, _ in matches), disputed_invoices=sum(d for _, d in matches),
-        recoverable_underspend_pence=recoverable_underspend(
-            row.budget_pence, row.contingency_pence, Fraction(int(row.period_rate_seconds), 3600), weekly_spend,
-            weeks_left, ended),
+        recoverable_x=recoverable_underspend(row.budget_pence, row.contingency_pence, int(row.period_rate_seconds),
+                                             weekly_rate_minutes, remaining[key]),
     )
 
 
@@ -124,9 +120,9 @@ async def statements(pool: AsyncConnectionPool, viewer: Viewer, request: Stateme
     for inv in invoice_list:
         invoices[inv.package_id].append(inv)
     groups: dict[str, list[PackageFigures]] = defaultdict(list)
-    periods: dict[tuple[date, date, str], tuple[Fraction, bool]] = {}
+    remaining: dict[tuple[date, date, str], int] = {}
     for row in rows:
-        figures = _figures(row, r.start, r.end, now, invoices.get(row.package_id, ()), periods)
+        figures = _figures(row, r.start, r.end, now, invoices.get(row.package_id, ()), remaining)
         groups[_key(r.scope, figures)].append(figures)
     unattached: dict[str, Fraction] = {}
     if r.scope is StatementScope.PROVIDER and viewer.commissioner_id is None and r.commissioner_id is None:

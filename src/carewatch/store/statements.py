@@ -55,7 +55,7 @@ class InvoiceWindowRow:
     total_pence: int
     period_start: date
     period_end: date
-    lines: list[dict[str, Any]]
+    line_shifts: list[str | None]  # the shift each line names, if any
     delivered_rate_seconds: Decimal
     proof: dict[str, list[Any]]  # shift_id -> [payable_seconds, has attendance]
 
@@ -102,7 +102,8 @@ ORDER BY pk.package_id"""
 # Delivered spend over each invoice's own period: whole months from the month roll-up (one probe),
 # the day roll-up only for a period that does not start or end on a month boundary.
 _INVOICES = _SCOPED + """, inv AS MATERIALIZED (
-    SELECT i.invoice_id, i.package_id, i.total_pence, i.period_start, i.period_end, i.lines,
+    SELECT i.invoice_id, i.package_id, i.total_pence, i.period_start, i.period_end,
+           ARRAY(SELECT x->>'shift_id' FROM jsonb_array_elements(i.lines) x) AS line_shifts,
            carewatch_month_after(i.period_start) AS ms, date_trunc('month', i.period_end + 1)::date AS me,
            pk.period_start AS package_start, pk.period_end AS package_end, pk.plan_weekly_rate_minutes
     FROM invoices i JOIN pk ON pk.package_id = i.package_id
@@ -123,7 +124,7 @@ _INVOICES = _SCOPED + """, inv AS MATERIALIZED (
 ), delivered_sums AS (
     SELECT invoice_id, sum(rate_seconds) AS rate_seconds FROM delivered GROUP BY invoice_id
 )
-SELECT inv.invoice_id, inv.package_id, inv.total_pence, inv.period_start, inv.period_end, inv.lines,
+SELECT inv.invoice_id, inv.package_id, inv.total_pence, inv.period_start, inv.period_end, inv.line_shifts,
        inv.package_start, inv.package_end, inv.plan_weekly_rate_minutes,
        coalesce(d.rate_seconds, 0) AS delivered_rate_seconds
 FROM inv LEFT JOIN delivered_sums d ON d.invoice_id = inv.invoice_id
@@ -189,19 +190,19 @@ async def invoice_rows(pool: AsyncConnectionPool, viewer: Viewer, first: date, s
         await cur.execute(_NO_JIT)
         await cur.execute(query, [*params, first, stop])
         rows = await cur.fetchall()
-        named = sorted({str(line["shift_id"]) for r in rows for line in r["lines"] if line.get("shift_id")})
+        named = sorted({sid for r in rows for sid in r["line_shifts"] if sid})
         await cur.execute(_LINE_SHIFTS, (named,))
         shifts = {s["shift_id"]: s for s in await cur.fetchall()}
     found = []
     for r in rows:
         # Proof of delivery: the shifts the lines name, of this package, starting within the period.
-        proof = {sid: [s["payable_seconds"], s["attended"]] for line in r["lines"]
-                 if (sid := line.get("shift_id")) and (s := shifts.get(sid)) is not None
+        proof = {sid: [s["payable_seconds"], s["attended"]] for sid in r["line_shifts"]
+                 if sid and (s := shifts.get(sid)) is not None
                  and s["package_id"] == r["package_id"] and s["local_date"] is not None
                  and r["period_start"] <= s["local_date"] <= r["period_end"]}
         found.append(InvoiceWindowRow(r["package_id"], r["package_start"], r["package_end"],
                                       r["plan_weekly_rate_minutes"], r["invoice_id"], r["total_pence"],
-                                      r["period_start"], r["period_end"], r["lines"], r["delivered_rate_seconds"],
+                                      r["period_start"], r["period_end"], r["line_shifts"], r["delivered_rate_seconds"],
                                       proof))
     return found
 
