@@ -18,19 +18,23 @@ import json
 import os
 import random
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
 import psycopg
 
 from carewatch.domain.statements import StatementScope
 from carewatch.pipeline.statements import StatementRequest
 from carewatch.schema.migrate import drop_database, ensure_database, migrate, with_database
 from carewatch.security.roles import Role, Viewer
-from carewatch.services import check_postgres
+from carewatch.services import check_postgres, free_port
 
 COMMISSIONER = "LA-BENCH"
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/carewatch"  # only its server is used
@@ -187,15 +191,34 @@ async def _token(database_url: str) -> str:
         return (await create_token(conn, "commissioner", COMMISSIONER, "statement-bench")).secret
 
 
+@contextmanager
+def _api(database_url: str, now: datetime) -> Iterator[str]:
+    """`carewatch api` on a free port with the processing clock at `now`; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "CAREWATCH_DATABASE_URL": database_url, "CAREWATCH_CLOCK": f"fixed:{now.isoformat()}",
+           "CAREWATCH_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "carewatch", "api", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the API did not start (is Redis running?)")
+            time.sleep(0.3)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 def measure(database_url: str, repeats: int) -> list[Timing]:
     """Each timing as (what, median ms, what came back)."""
-    from starlette.testclient import TestClient
-
-    from carewatch import settings as settings_module
-    from carewatch.clock import FixedClock
-    from carewatch.web import create_app
-
-    os.environ["CAREWATCH_DATABASE_URL"] = database_url
     now = datetime(2026, 2, 10, 12, tzinfo=UTC)
     month = (date(2025, 11, 1), date(2025, 12, 1))
     year = (YEAR_START, YEAR_START + timedelta(days=DAYS))
@@ -206,7 +229,7 @@ def measure(database_url: str, repeats: int) -> list[Timing]:
          StatementRequest(StatementScope.PROVIDER, *month, commissioner_id=COMMISSIONER)),
     ]))
     token = asyncio.run(_token(database_url))
-    with TestClient(create_app(settings_module.load(), clock=FixedClock(now))) as client:
+    with _api(database_url, now) as base, httpx.Client(base_url=base, timeout=60) as client:
         headers = {"Authorization": f"Bearer {token}"}
         query = ("query($from: Date!, $to: Date!) { statement(scope: COMMISSIONER, id: \"LA-BENCH\", from: $from,"
                  " to: $to) { packages orderedMinutes deliveredPence invoicedPence matchedPence disputedInvoices"

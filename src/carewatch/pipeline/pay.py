@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
-from carewatch.alerts.store import Alert, apply_decisions, open_subjects, worth_applying
+from carewatch.alerts.record import AlertRecord
+from carewatch.alerts.repository import apply_decisions, open_subjects, worth_applying
 from carewatch.domain.alert_rules import AlertKind
 from carewatch.domain.effective_pay import pay_decision, week_start
 from carewatch.domain.model import DEFAULT_TIMEZONE
@@ -44,7 +45,7 @@ def touched_weeks(events: Iterable[CareEvent]) -> set[tuple[str, date]]:
 
 
 async def pay_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime,
-                     timezone: str = DEFAULT_TIMEZONE) -> list[Alert]:
+                     timezone: str = DEFAULT_TIMEZONE) -> list[AlertRecord]:
     """Recompute the weeks the batch touched; decide PAY_BELOW_MINIMUM for their carers and for
     carers whose registration (pay rate) arrived. Returns the alerts that changed."""
     weeks = touched_weeks(events)
