@@ -11,7 +11,7 @@
 -- a row moving day (a rescheduled shift, a zone change) is taken off the day it was counted on.
 ALTER TABLE shift_ledger ADD COLUMN IF NOT EXISTS local_date date;
 -- Whether that date lies in its package's period (the budget's spend to date counts those rows).
-ALTER TABLE shift_ledger ADD COLUMN IF NOT EXISTS in_period boolean NOT NULL DEFAULT false;
+ALTER TABLE shift_ledger ADD COLUMN IF NOT EXISTS in_period boolean;  -- nullable: the ledger writer stages rows without it
 -- The local date of an activity's occurred_at: the zone of its package's commissioner, or the
 -- default zone for an activity that names no package.
 ALTER TABLE activities ADD COLUMN IF NOT EXISTS local_date date;
