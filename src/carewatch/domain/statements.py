@@ -155,10 +155,13 @@ def statement(scope: StatementScope, subject_id: str, start: date, end: date, pa
     )
 
 
-def league_key(s: Statement) -> tuple[int, Fraction, str]:
-    """Most under-delivered share of ordered minutes first; nothing ordered last; then by id."""
+def league_key(s: Statement) -> tuple[int, float, Fraction, str]:
+    """Most under-delivered share of ordered minutes first; nothing ordered last; then by id. The float
+    orders fast; the exact share decides only between shares whose floats are equal."""
     share = s.variance_share
-    return (1, Fraction(0), s.id) if share is None else (0, share, s.id)
+    if share is None:
+        return (1, 0.0, Fraction(0), s.id)
+    return (0, float(share), share, s.id)
 
 
 def league_table(statements: Iterable[Statement]) -> list[Statement]:
