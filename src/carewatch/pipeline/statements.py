@@ -18,7 +18,7 @@ from fractions import Fraction
 from psycopg_pool import AsyncConnectionPool
 
 from carewatch.domain.calendar import period_bounds, wall_clock_seconds, zone
-from carewatch.domain.invoice_match import line_unproven, match_figures, order_days
+from carewatch.domain.invoice_match import match_figures, order_days
 from carewatch.domain.statements import (
     PackageFigures,
     Statement,
@@ -58,12 +58,9 @@ class StatementRequest:
 
 def _match(row: InvoiceWindowRow) -> tuple[int, int]:
     """(matched pence, 1 if disputed) of one invoice: the domain's match rule over its proof of delivery."""
-    attended = {shift for shift, (_, seen) in row.proof.items() if seen}
-    payable = {shift: int(seconds) for shift, (seconds, _) in row.proof.items()}
-    unproven = any(line_unproven(shift, payable, attended) for shift in row.line_shifts)
     days = order_days(row.package_start, row.package_end, row.period_start, row.period_end)
     matched, disputed = match_figures(row.total_pence, int(row.delivered_rate_seconds),
-                                      int(row.plan_weekly_rate_minutes), days, unproven)
+                                      int(row.plan_weekly_rate_minutes), days, row.any_unproven)
     return matched, int(disputed)
 
 

@@ -55,9 +55,8 @@ class InvoiceWindowRow:
     total_pence: int
     period_start: date
     period_end: date
-    line_shifts: list[str | None]  # the shift each line names, if any
     delivered_rate_seconds: Decimal
-    proof: dict[str, list[Any]]  # shift_id -> [payable_seconds, has attendance]
+    any_unproven: bool  # a line names no shift of the package in the period, or one nobody attended
 
 
 # The window is the same for every package: its sums are read set-wise by day (whole months from
@@ -124,17 +123,18 @@ _INVOICES = _SCOPED + """, inv AS MATERIALIZED (
 ), delivered_sums AS (
     SELECT invoice_id, sum(rate_seconds) AS rate_seconds FROM delivered GROUP BY invoice_id
 )
-SELECT inv.invoice_id, inv.package_id, inv.total_pence, inv.period_start, inv.period_end, inv.line_shifts,
+SELECT inv.invoice_id, inv.package_id, inv.total_pence, inv.period_start, inv.period_end,
        inv.package_start, inv.package_end, inv.plan_weekly_rate_minutes,
-       coalesce(d.rate_seconds, 0) AS delivered_rate_seconds
+       coalesce(d.rate_seconds, 0) AS delivered_rate_seconds,
+       -- domain/invoice_match.line_unproven: a line naming no shift of the package starting in the
+       -- period, or one nobody attended
+       coalesce((SELECT bool_or(l.shift_id IS NULL
+                                OR NOT (l.actual_seconds > 0 OR jsonb_array_length(l.attendance) > 0))
+                 FROM unnest(inv.line_shifts) AS named(shift_id)
+                 LEFT JOIN shift_ledger l ON l.shift_id = named.shift_id AND l.package_id = inv.package_id
+                      AND l.local_date BETWEEN inv.period_start AND inv.period_end), false) AS any_unproven
 FROM inv LEFT JOIN delivered_sums d ON d.invoice_id = inv.invoice_id
 ORDER BY inv.invoice_id"""
-
-# The shifts invoice lines name, by id: the caller keeps those of the invoice's package and period.
-_LINE_SHIFTS = """
-SELECT shift_id, package_id, local_date, payable_seconds,
-       actual_seconds > 0 OR jsonb_array_length(attendance) > 0 AS attended
-FROM shift_ledger WHERE shift_id = ANY(%s)"""
 
 # Many short index probes look costly to the planner, whose JIT then spends far longer compiling
 # than the query takes to run (measured: 180 ms of JIT for a 30 ms query).
@@ -189,22 +189,7 @@ async def invoice_rows(pool: AsyncConnectionPool, viewer: Viewer, first: date, s
     async with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_NO_JIT)
         await cur.execute(query, [*params, first, stop])
-        rows = await cur.fetchall()
-        named = sorted({sid for r in rows for sid in r["line_shifts"] if sid})
-        await cur.execute(_LINE_SHIFTS, (named,))
-        shifts = {s["shift_id"]: s for s in await cur.fetchall()}
-    found = []
-    for r in rows:
-        # Proof of delivery: the shifts the lines name, of this package, starting within the period.
-        proof = {sid: [s["payable_seconds"], s["attended"]] for sid in r["line_shifts"]
-                 if sid and (s := shifts.get(sid)) is not None
-                 and s["package_id"] == r["package_id"] and s["local_date"] is not None
-                 and r["period_start"] <= s["local_date"] <= r["period_end"]}
-        found.append(InvoiceWindowRow(r["package_id"], r["package_start"], r["package_end"],
-                                      r["plan_weekly_rate_minutes"], r["invoice_id"], r["total_pence"],
-                                      r["period_start"], r["period_end"], r["line_shifts"], r["delivered_rate_seconds"],
-                                      proof))
-    return found
+        return [InvoiceWindowRow(**row) for row in await cur.fetchall()]
 
 
 async def unattached_minutes(pool: AsyncConnectionPool, provider_ids: list[str], first: date, stop: date
