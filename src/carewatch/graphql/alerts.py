@@ -37,6 +37,8 @@ class AlertChange:
     changed_at: datetime
     changed_by: str
     note: str | None
+    severity: str | None = strawberry.field(
+        default=None, description="The new severity, when the change was one of level (BUDGET_AT_RISK).")
 
 
 @strawberry.type
@@ -56,6 +58,9 @@ class Alert:
     provider_id: strawberry.ID | None
     commissioner_id: strawberry.ID | None
     caused_by_late_data: bool
+    commissioner_ids: list[strawberry.ID] = strawberry.field(
+        description="Every commissioner the alert involves: for a carer's or a provider's alert, those of the "
+                    "packages concerned.")
     history: list[AlertChange]
 
     @staticmethod
@@ -76,8 +81,11 @@ class Alert:
             provider_id=_id(a.provider_id),
             commissioner_id=_id(a.commissioner_id),
             caused_by_late_data=a.caused_by_late_data,
+            commissioner_ids=[strawberry.ID(c) for c in a.commissioner_ids or
+                              ((a.commissioner_id,) if a.commissioner_id else ())],
             history=[
-                AlertChange(status=h.status, changed_at=h.changed_at, changed_by=h.changed_by, note=h.note)
+                AlertChange(status=h.status, changed_at=h.changed_at, changed_by=h.changed_by, note=h.note,
+                            severity=h.severity)
                 for h in a.history
             ],
         )
@@ -107,14 +115,8 @@ def _since(f: AlertFilter | None) -> datetime | None:
 
 
 def visible(viewer: Viewer, a: store.Alert) -> bool:
-    """The same rule as store/scope.py, for alerts arriving on the bus."""
-    if viewer.is_admin:
-        return True
-    if not viewer.may_read:
-        return False
-    if viewer.commissioner_id is not None:
-        return a.commissioner_id == viewer.commissioner_id
-    return viewer.provider_id is not None and a.provider_id == viewer.provider_id
+    """Viewer.may_see (the rule store/scope.py writes as SQL), for alerts arriving on the bus."""
+    return viewer.may_see(a.commissioner_ids or (a.commissioner_id,), a.provider_ids or (a.provider_id,))
 
 
 def matches(f: AlertFilter | None, a: store.Alert) -> bool:
@@ -127,7 +129,7 @@ def matches(f: AlertFilter | None, a: store.Alert) -> bool:
         and (not f.statuses or a.status in f.statuses)
         and (f.package_id is None or a.package_id == str(f.package_id))
         and (f.provider_id is None or a.provider_id == str(f.provider_id))
-        and (f.commissioner_id is None or a.commissioner_id == str(f.commissioner_id))
+        and (f.commissioner_id is None or str(f.commissioner_id) in (a.commissioner_ids or (a.commissioner_id,)))
         and (since is None or a.updated_at >= since)
     )
 
@@ -137,7 +139,7 @@ async def alerts(
 ) -> Connection[Alert]:
     """Newest first (by id); the cursor is the alert id."""
     size = page_size(first)
-    scope, params = scope_condition(info.context.viewer, "a.commissioner_id", "a.provider_id")
+    scope, params = scope_condition(info.context.viewer, "a.commissioner_ids", "a.provider_ids", arrays=True)
     where: list[sql.Composable] = [scope]
     args: list[Any] = list(params)
     if after is not None:
@@ -154,11 +156,13 @@ async def alerts(
         for value, column in (
             (f.package_id, "package_id"),
             (f.provider_id, "provider_id"),
-            (f.commissioner_id, "commissioner_id"),
         ):
             if value is not None:
                 where.append(sql.SQL("{} = %s").format(sql.Identifier("a", column)))
                 args.append(str(value))
+        if f.commissioner_id is not None:  # every alert involving the commissioner (carer alerts too)
+            where.append(sql.SQL("a.commissioner_ids @> ARRAY[%s]::text[]"))
+            args.append(str(f.commissioner_id))
         since = _since(f)
         if since is not None:
             where.append(sql.SQL("a.updated_at >= %s"))
