@@ -33,7 +33,8 @@ def _invoice(*lines: tuple[str | None, int]) -> Invoice:
 
 def test_a_disputed_invoice_raises_with_its_package_and_a_matched_one_resolves() -> None:
     delivered = [_ledger("SH-A", 60), _ledger("SH-B", 45)]  # 1800p + 1350p = 3150p
-    over = _invoice(("SH-A", 60), ("SH-B", 60), (None, 30))  # 150 min x 30p = 4500p > 3150p + 100p, and a line names no shift
+    # 150 min x 30p = 4500p > 3150p + 100p, and a line names no shift
+    over = _invoice(("SH-A", 60), ("SH-B", 60), (None, 30))
     decision = invoice_disputed(over, match_against_ledgers(PKG, over, delivered), "LA")
     assert (decision.action, decision.kind, decision.subject_type, decision.subject_id) == (
         "raise", AlertKind.INVOICE_DISPUTED, "invoice", "INV-1")
