@@ -10,8 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from carewatch.alerts.budgets import sweep_budgets
 from carewatch.pipeline.batch import apply_batch
-from carewatch.pipeline.purchase_to_pay import sweep_budgets
 from carewatch.schema.events import CareEvent, validate_event
 from support import make_database
 

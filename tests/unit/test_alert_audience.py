@@ -3,32 +3,34 @@ commissioners a carer's or a provider's alert involves (domain/audience.py)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from psycopg import sql
 
-from carewatch.alerts.store import Alert
+from carewatch.alerts.bus import from_wire, to_wire
+from carewatch.alerts.record import AlertRecord
 from carewatch.domain.alert_rules import AlertDecision, AlertKind
 from carewatch.domain.audience import Involvement, involvement, iso_week_bounds
-from carewatch.graphql.alerts import visible
+from carewatch.graphql.resolvers.alerts import visible
 from carewatch.security.roles import Role, Viewer
 from carewatch.store.scope import scope_condition
 
 NOW = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
 
 
-def _carer_alert(**more: object) -> Alert:
+def _carer_alert(**more: object) -> AlertRecord:
     fields: dict[str, object] = dict(
         id=1, kind="DOUBLE_BOOKED_CARER", severity="warning", status="open", subject_type="carer",
         subject_id="CR-2", raised_at=NOW, resolved_at=None, updated_at=NOW, message="m", package_id=None,
         shift_id=None, carer_id="CR-2", provider_id="PRV-A", commissioner_id=None, caused_by_late_data=False,
         details={}, commissioner_ids=("LA-1", "LA-2"), provider_ids=("PRV-A",))
     fields.update(more)
-    return Alert(**fields)  # type: ignore[arg-type]
+    return AlertRecord(**fields)  # type: ignore[arg-type]
 
 
 def test_a_carer_alert_reaches_each_commissioner_involved_and_only_its_provider() -> None:
-    alert = Alert.from_json(_carer_alert().to_json())  # as the API's subscriptions receive it
+    alert = from_wire(json.loads(json.dumps(to_wire(_carer_alert()))))  # as the API's subscriptions receive it
     assert visible(Viewer(Role.COMMISSIONER, "LA-1"), alert)
     assert visible(Viewer(Role.SAFEGUARDING, "LA-2"), alert)
     assert visible(Viewer(Role.PROVIDER, "PRV-A"), alert)

@@ -23,14 +23,14 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from carewatch import metrics
+from carewatch.alerts.budgets import sweep_budgets
 from carewatch.alerts.bus import AlertBus, Channels
 from carewatch.alerts.lease import Lease
-from carewatch.alerts.store import Alert
+from carewatch.alerts.record import AlertRecord
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import Clock, parse_clock
 from carewatch.domain.calendar import zone
 from carewatch.logs import Outage
-from carewatch.pipeline.purchase_to_pay import sweep_budgets
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
 
@@ -41,7 +41,7 @@ JOBS = ("absence", "delivery/pattern/pay")
 # Failures that mean the database is away (an outage), rather than a fault in a sweep.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.errors.AdminShutdown, PoolTimeout, OSError)
 
-Sweep = Callable[[AsyncConnection[Any], datetime, SweepConfig], Awaitable[list[Alert]]]
+Sweep = Callable[[AsyncConnection[Any], datetime, SweepConfig], Awaitable[list[AlertRecord]]]
 SHIFT_STATUS_KINDS = frozenset({"LATE_START", "MISSED_VISIT"})
 
 
@@ -52,7 +52,7 @@ class Intervals:
     lease_seconds: float = 1.0
 
 
-async def _slow_and_budgets(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
+async def _slow_and_budgets(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertRecord]:
     """The slow sweeps, then BUDGET_AT_RISK for the packages no batch has judged for a day."""
     return await sweep_slow(conn, now, config) + await sweep_budgets(conn, now, zone(config.timezone))
 
@@ -79,7 +79,7 @@ class AlertScheduler:
             metrics.SWEEP_RUNS.labels(job)
             metrics.SWEEP_FAILURES.labels(job)
 
-    async def _sweep(self, name: str, sweep: Sweep, every: float) -> list[Alert]:
+    async def _sweep(self, name: str, sweep: Sweep, every: float) -> list[AlertRecord]:
         if not self.lease.held:
             return []
         job = name
@@ -123,10 +123,10 @@ class AlertScheduler:
         )
         return changed
 
-    async def sweep_fast(self) -> list[Alert]:
+    async def sweep_fast(self) -> list[AlertRecord]:
         return await self._sweep("absence", sweep_absences, self.intervals.fast_seconds)
 
-    async def sweep_slow(self) -> list[Alert]:
+    async def sweep_slow(self) -> list[AlertRecord]:
         return await self._sweep("delivery/pattern/pay", _slow_and_budgets, self.intervals.slow_seconds)
 
     async def start(self) -> None:

@@ -5,21 +5,22 @@ shift of its package starting in its period was rebuilt, or the package's plan w
 Several new versions of one invoice in a batch are judged one after another, in event-time order, so
 that the alerts are the same whether they came in one batch or in several; a version older than one
 already stored is kept in history and judged never. BUDGET_AT_RISK is judged for every package whose
-spend or plan the batch may have changed, and by the scheduler's daily check (sweep_budgets).
+spend or plan the batch may have changed (alerts/budgets.py, which also holds the scheduler's daily check).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
-from carewatch.alerts.store import Alert, apply_decisions, open_subjects, regrade, worth_applying
-from carewatch.domain.alert_rules import AlertDecision, AlertKind
-from carewatch.domain.budget import budget_status
+from carewatch.alerts.budgets import judge_budgets
+from carewatch.alerts.record import AlertRecord
+from carewatch.alerts.repository import apply_decisions
+from carewatch.domain.alert_rules import AlertDecision
 from carewatch.domain.calendar import period_bounds, zone
 from carewatch.domain.invoice_match import (
     Invoice,
@@ -30,13 +31,10 @@ from carewatch.domain.invoice_match import (
     match_against_ledgers,
 )
 from carewatch.domain.model import Package, ShiftLedger
-from carewatch.domain.purchase_alerts import budget_at_risk, invoice_disputed
+from carewatch.domain.purchase_alerts import invoice_disputed
 from carewatch.schema.events import CareEvent
 from carewatch.store import invoices as store
 from carewatch.store.rows import InvoiceRecord
-
-DAILY = timedelta(days=1)
-BUDGET_SWEEP_LIMIT = 2000  # packages judged per scheduler tick at most; the rest on the next ticks
 
 
 def _value(record: InvoiceRecord) -> Invoice:
@@ -57,7 +55,7 @@ def _covers(window: store.Window, starts: Collection[datetime]) -> bool:
 
 async def _invoice_alerts(conn: AsyncConnection[Any], applied: Sequence[CareEvent], replanned: set[str],
                           starts: Mapping[str, list[datetime]], packages: Mapping[str, Package], now: datetime,
-                          default_zone: ZoneInfo | None) -> list[Alert]:
+                          default_zone: ZoneInfo | None) -> list[AlertRecord]:
     submitted = sorted((e for e in applied if e.type == "invoice.submitted"),
                        key=lambda e: (e.occurred_at, e.event_id))
     before = await store.latest_before(conn, {e.payload["invoice_id"] for e in submitted},
@@ -95,28 +93,9 @@ async def _invoice_alerts(conn: AsyncConnection[Any], applied: Sequence[CareEven
     return await apply_decisions(conn, decisions, now)
 
 
-async def judge_budgets(conn: AsyncConnection[Any], packages: Mapping[str, Package], now: datetime,
-                        default_zone: ZoneInfo | None = None) -> list[Alert]:
-    """BUDGET_AT_RISK for these packages now: raised, re-graded (history kept) or auto-resolved."""
-    if not packages:
-        return []
-    windows = {pid: (pid, *period_bounds(p.period_start, p.period_end, zone(p.timezone, default_zone)))
-               for pid, p in packages.items()}
-    spent = await store.spend_in(conn, list(windows.values()))
-    decisions: list[AlertDecision] = []
-    checks: list[tuple[str, str | None, int]] = []
-    for pid, package in sorted(packages.items()):
-        status = budget_status(package, spent.get(windows[pid], 0), now)
-        decisions.append(budget_at_risk(package, status))
-        checks.append((pid, status.risk, status.forecast_spend_pence))
-    await store.record_budget_checks(conn, checks, now)
-    worth = worth_applying(decisions, await open_subjects(conn, [AlertKind.BUDGET_AT_RISK]))
-    return await apply_decisions(conn, worth, now) + await regrade(conn, decisions, now)
-
-
 async def purchase_to_pay(conn: AsyncConnection[Any], applied: Sequence[CareEvent],
                           ledgers: Mapping[str, ShiftLedger], now: datetime,
-                          default_zone: ZoneInfo | None = None) -> list[Alert]:
+                          default_zone: ZoneInfo | None = None) -> list[AlertRecord]:
     """The batch's invoices matched and budgets judged, after its ledgers were rebuilt and saved;
     returns the alerts that changed (to publish after the commit)."""
     replanned = {e.payload["package_id"] for e in applied if e.type == "package.approved"}
@@ -131,10 +110,3 @@ async def purchase_to_pay(conn: AsyncConnection[Any], applied: Sequence[CareEven
     changed = await _invoice_alerts(conn, applied, replanned, starts, packages, now, default_zone)
     spend_or_plan = {pid: p for pid, p in packages.items() if pid in starts or pid in replanned}
     return changed + await judge_budgets(conn, spend_or_plan, now, default_zone)
-
-
-async def sweep_budgets(conn: AsyncConnection[Any], now: datetime, default_zone: ZoneInfo | None = None,
-                        limit: int = BUDGET_SWEEP_LIMIT) -> list[Alert]:
-    """The scheduler's daily check: every package no batch has judged for a day is judged now."""
-    ids = await store.budgets_unchecked_since(conn, now - DAILY, limit)
-    return await judge_budgets(conn, await store.packages(conn, ids), now, default_zone) if ids else []

@@ -35,6 +35,8 @@ BATCHING: BatchingConfig = {"max_operations": MAX_BATCH_OPERATIONS}
 class RefusedInput(Exception):
     """Raised by resolvers for bad caller input; its message is safe to show even in production."""
 
+    client_mistake = True  # read by logs.ClientMistakes, which imports nothing of security/
+
 
 def should_mask_error(error: GraphQLError) -> bool:
     """Mask errors that came from an unexpected exception (a bug, SQL, a stack), not deliberate refusals.
