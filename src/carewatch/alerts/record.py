@@ -36,7 +36,7 @@ class AlertRecord:
     commissioner_id: str | None
     caused_by_late_data: bool
     details: dict[str, Any]
+    history: tuple[AlertChange, ...] = ()
     # Who the alert reaches (security/roles.Viewer.may_see): the commissioners and providers involved.
     commissioner_ids: tuple[str, ...] = ()
     provider_ids: tuple[str, ...] = ()
-    history: tuple[AlertChange, ...] = ()
