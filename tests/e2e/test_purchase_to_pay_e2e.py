@@ -11,14 +11,19 @@ is worked out by hand from DOMAIN.md.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
 import psycopg
 import pytest
+from websockets.asyncio.client import connect
 
 from carewatch.services import Broker
 from procs import api_server, create_token, graphql, produce, scalar, wait_for, worker
@@ -113,10 +118,42 @@ def _setup() -> list[str]:
         _shift("SH-A", PACKAGE, "2026-04-14T08:00:00Z", "2026-04-14T09:00:00Z", "CR-1"),
         _shift("SH-B", PACKAGE, "2026-04-15T08:00:00Z", "2026-04-15T09:00:00Z", "CR-1"),
         _shift("SH-C", PACKAGE, "2026-04-16T08:00:00Z", "2026-04-16T09:00:00Z", "CR-1"),
-        # The next Monday, CR-2 is on two visits at once, for two commissioners.
-        _shift("SH-D1", PACKAGE, "2026-04-20T08:00:00Z", "2026-04-20T09:00:00Z", "CR-2"),
-        _shift("SH-D2", ELSEWHERE, "2026-04-20T08:00:00Z", "2026-04-20T09:00:00Z", "CR-2"),
+        # The next Monday, CR-2 is on two visits at once, for two commissioners (both still running at NOW,
+        # so that no one is a lone worker overdue).
+        _shift("SH-D1", PACKAGE, "2026-04-20T08:00:00Z", "2026-04-20T12:00:00Z", "CR-2"),
+        _shift("SH-D2", ELSEWHERE, "2026-04-20T08:00:00Z", "2026-04-20T12:00:00Z", "CR-2"),
     ]
+
+
+@asynccontextmanager
+async def _subscribed(base: str, token: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """An `alerts` subscription over graphql-transport-ws; the list fills as alerts arrive."""
+    received: list[dict[str, Any]] = []
+    async with connect(base.replace("http://", "ws://") + "/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": "subscription { alerts { kind subjectId status } }"}}))
+
+        async def read() -> None:
+            async for raw in ws:
+                message = json.loads(raw)
+                assert message["type"] == "next" and not message["payload"].get("errors"), message
+                received.append(message["payload"]["data"]["alerts"])
+
+        task = asyncio.get_running_loop().create_task(read())
+        await asyncio.sleep(0.5)  # subscribed before anything is produced
+        try:
+            yield received
+        finally:
+            task.cancel()
+
+
+async def _until(check: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
 
 
 def _alerts(base: str, token: str, *kinds: str) -> list[dict[str, Any]]:
@@ -144,20 +181,27 @@ async def test_invoices_budgets_corrections_and_who_sees_which_alerts(
 
     with worker(broker, fresh_database_url, topic, **clock) as process, \
             api_server(broker, fresh_database_url, redis_url, topic, **clock) as base:
-        # 1. SH-A attended in full, SH-B clocked in but not (yet) out, SH-C not at all; the invoice
-        #    bills an hour each (3 x 1800p). Delivered: SH-A's 1800p only (an open attendance pays nothing).
-        await produce(broker, topic, [
-            *_setup(),
-            _clock("in", "SH-A", PACKAGE, "CR-1", "2026-04-14T08:00:00Z"),
-            _clock("out", "SH-A", PACKAGE, "CR-1", "2026-04-14T09:00:00Z"),
-            _clock("in", "SH-B", PACKAGE, "CR-1", "2026-04-15T08:00:00Z"),
-            _clock("in", "SH-D1", PACKAGE, "CR-2", "2026-04-20T08:00:00Z"),
-            _clock("in", "SH-D2", ELSEWHERE, "CR-2", "2026-04-20T08:10:00Z"),
-            _invoice("2026-04-19T20:00:00Z", [("SH-A", 60), ("SH-B", 60), ("SH-C", 60)]),
-        ])
-        wait_for(fresh_database_url, lambda c: settled(
-            c, "SELECT status FROM invoices WHERE invoice_id = 'INV-1'", "DISPUTED") and settled(
-            c, "SELECT count(*) FROM alerts WHERE kind = 'DOUBLE_BOOKED_CARER'", 1), process)
+        async with _subscribed(base, theirs) as theirs_live, _subscribed(base, rival) as rival_live:
+            # 1. SH-A attended in full, SH-B clocked in but not (yet) out, SH-C not at all; the invoice
+            #    bills an hour each (3 x 1800p). Delivered: SH-A's 1800p only (an open attendance pays nothing).
+            await produce(broker, topic, [
+                *_setup(),
+                _clock("in", "SH-A", PACKAGE, "CR-1", "2026-04-14T08:00:00Z"),
+                _clock("out", "SH-A", PACKAGE, "CR-1", "2026-04-14T09:00:00Z"),
+                _clock("in", "SH-B", PACKAGE, "CR-1", "2026-04-15T08:00:00Z"),
+                _clock("in", "SH-D1", PACKAGE, "CR-2", "2026-04-20T08:00:00Z"),
+                _clock("in", "SH-D2", ELSEWHERE, "CR-2", "2026-04-20T08:10:00Z"),
+                _invoice("2026-04-19T20:00:00Z", [("SH-A", 60), ("SH-B", 60), ("SH-C", 60)]),
+            ])
+            wait_for(fresh_database_url, lambda c: settled(
+                c, "SELECT status FROM invoices WHERE invoice_id = 'INV-1'", "DISPUTED") and settled(
+                c, "SELECT count(*) FROM alerts WHERE kind = 'DOUBLE_BOOKED_CARER'", 1), process)
+            # Live, the other commissioner's lead hears of the double booking (and nothing of ours); the rival
+            # provider, subscribed as long, hears nothing at all.
+            await _until(lambda: any(a["kind"] == "DOUBLE_BOOKED_CARER" for a in theirs_live), "the subscription")
+            await asyncio.sleep(1.0)
+            assert {(a["kind"], a["subjectId"]) for a in theirs_live} == {("DOUBLE_BOOKED_CARER", "CR-2")}
+            assert rival_live == []
         first = graphql(base, admin, INVOICE, id="INV-1")["invoice"]
         # Tolerance max(100p, 1% of 1800p) = 100p: 5400p > 1900p disputes it; SH-C has no attendance
         # (unproven); SH-B bills 60 minutes against 0 payable (overstated).

@@ -74,4 +74,8 @@ def test_what_a_carer_or_provider_alert_involves() -> None:
     # Resolutions and package alerts need nothing looked up.
     assert involvement(AlertDecision("resolve", AlertKind.PROVIDER_PATTERN, "provider", "PRV-A"), NOW) is None
     assert involvement(AlertDecision("raise", AlertKind.BUDGET_AT_RISK, "package", "PKG"), NOW) is None
+    # A carer's part in one visit (LONE_WORKER_OVERDUE on CR-2@SH-1) reaches that visit's commissioner only.
+    lone = AlertDecision("raise", AlertKind.LONE_WORKER_OVERDUE, "carer", "CR-2@SH-1", carer_id="CR-2",
+                         package_id="PKG", commissioner_id="LA-1")
+    assert involvement(lone, NOW) is None
     assert iso_week_bounds("not a week") is None

@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from carewatch.domain.alert_rules import AlertDecision
+from carewatch.domain.alert_rules import AlertDecision, AlertKind
 from carewatch.domain.calendar import zone
 
 WEEK = timedelta(days=7)
+# Alerts about a carer as such, not about their part in one visit (those name the visit's package).
+CARER_WIDE: frozenset[AlertKind] = frozenset({AlertKind.DOUBLE_BOOKED_CARER, AlertKind.PAY_BELOW_MINIMUM})
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def involvement(d: AlertDecision, now: datetime) -> Involvement | None:
         return None
     if d.subject_type == "provider":
         return Involvement(provider_id=d.provider_id or d.subject_id)
-    if d.subject_type != "carer":
+    if d.subject_type != "carer" or d.kind not in CARER_WIDE:
         return None
     carer = d.carer_id or d.subject_id
     shift_ids = d.details.get("shift_ids")
