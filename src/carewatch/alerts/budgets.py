@@ -20,24 +20,32 @@ from carewatch.domain.purchase_alerts import budget_at_risk
 from carewatch.store import invoices as store
 
 DAILY = timedelta(days=1)
+REFRESH = timedelta(hours=1)  # how stale an unchanged check may get before a batch writes it again
 BUDGET_SWEEP_LIMIT = 2000  # packages judged per scheduler tick at most; the rest on the next ticks
 
 
 async def judge_budgets(conn: AsyncConnection[Any], packages: Mapping[str, Package], now: datetime,
                         default_zone: ZoneInfo | None = None) -> list[AlertRecord]:
-    """BUDGET_AT_RISK for these packages now: raised, re-graded (history kept) or auto-resolved."""
+    """BUDGET_AT_RISK for these packages now: raised, re-graded (history kept) or auto-resolved when the
+    level differs from the one last judged; an unchanged level changes nothing (a lead who resolved the
+    alert by hand is not paged again until the level moves), and only its check's time is kept fresh."""
     if not packages:
         return []
     windows = {pid: (pid, *period_bounds(p.period_start, p.period_end, zone(p.timezone, default_zone)))
                for pid, p in packages.items()}
-    spent = await store.spend_in(conn, list(windows.values()))
+    found = await store.budget_inputs(conn, list(windows.values()))
     decisions: list[AlertDecision] = []
     checks: list[tuple[str, str | None, int]] = []
     for pid, package in sorted(packages.items()):
-        status = budget_status(package, spent.get(windows[pid], 0), now)
-        decisions.append(budget_at_risk(package, status))
-        checks.append((pid, status.risk, status.forecast_spend_pence))
+        spent, last = found.get(windows[pid], (0, None))
+        status = budget_status(package, spent, now)
+        if last is None or last.level != status.risk:
+            decisions.append(budget_at_risk(package, status))
+        if last is None or last.level != status.risk or last.checked_at <= now - REFRESH:
+            checks.append((pid, status.risk, status.forecast_spend_pence))
     await store.record_budget_checks(conn, checks, now)
+    if not decisions:
+        return []
     worth = worth_applying(decisions, await open_subjects(conn, [AlertKind.BUDGET_AT_RISK]))
     return await apply_decisions(conn, worth, now) + await regrade(conn, decisions, now)
 
@@ -46,4 +54,7 @@ async def sweep_budgets(conn: AsyncConnection[Any], now: datetime, default_zone:
                         limit: int = BUDGET_SWEEP_LIMIT) -> list[AlertRecord]:
     """The scheduler's daily check: every package no batch has judged for a day is judged now."""
     ids = await store.budgets_unchecked_since(conn, now - DAILY, limit)
-    return await judge_budgets(conn, await store.packages(conn, ids), now, default_zone) if ids else []
+    if not ids:
+        return []
+    packages, _ = await store.packages(conn, ids)
+    return await judge_budgets(conn, packages, now, default_zone)

@@ -106,7 +106,9 @@ async def purchase_to_pay(conn: AsyncConnection[Any], applied: Sequence[CareEven
     wanted = set(starts) | replanned | invoiced
     if not wanted:
         return []
-    packages = await store.packages(conn, wanted)
-    changed = await _invoice_alerts(conn, applied, replanned, starts, packages, now, default_zone)
+    packages, invoiced_before = await store.packages(conn, wanted)
+    changed: list[AlertRecord] = []
+    if invoiced or invoiced_before:  # most batches touch no package with an invoice
+        changed = await _invoice_alerts(conn, applied, replanned, starts, packages, now, default_zone)
     spend_or_plan = {pid: p for pid, p in packages.items() if pid in starts or pid in replanned}
     return changed + await judge_budgets(conn, spend_or_plan, now, default_zone)

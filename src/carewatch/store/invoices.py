@@ -22,15 +22,19 @@ from carewatch.store.rows import InvoiceRecord, invoice_from_row, ledger_from_ro
 Window = tuple[str, datetime, datetime]  # package_id, start (inclusive), end (exclusive)
 
 _PACKAGES = """
-SELECT p.*, COALESCE(c.timezone, %s) AS timezone FROM packages p
-LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id WHERE p.package_id = ANY(%s)"""
+SELECT p.*, COALESCE(c.timezone, %s) AS timezone,
+       EXISTS (SELECT 1 FROM invoices i WHERE i.package_id = p.package_id) AS invoiced
+FROM packages p LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id WHERE p.package_id = ANY(%s)"""
 
 
 async def packages(conn: AsyncConnection[Any], ids: Collection[str],
-                   default_tz: str = DEFAULT_TIMEZONE) -> dict[str, Package]:
+                   default_tz: str = DEFAULT_TIMEZONE) -> tuple[dict[str, Package], set[str]]:
+    """These packages, and which of them have invoices (one query)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(_PACKAGES, (default_tz, sorted(ids)))
-        return {r["package_id"]: package_from_row(r).package for r in await cur.fetchall()}
+        rows = await cur.fetchall()
+    found = {r["package_id"]: package_from_row(r).package for r in rows}
+    return found, {r["package_id"] for r in rows if r["invoiced"]}
 
 
 async def invoices_of(conn: AsyncConnection[Any], package_ids: Collection[str]) -> list[InvoiceRecord]:
@@ -78,18 +82,29 @@ async def ledgers_in(conn: AsyncConnection[Any], windows: Sequence[Window]) -> d
     return found
 
 
-async def spend_in(conn: AsyncConnection[Any], windows: Sequence[Window]) -> dict[Window, int]:
-    """Summed rate seconds (spend x 3600) of each package's shifts starting in its window."""
+@dataclass(frozen=True)
+class BudgetCheck:
+    """The level a package's budget was last judged at (None: within budget - contingency), and when."""
+
+    level: str | None
+    checked_at: datetime
+
+
+async def budget_inputs(conn: AsyncConnection[Any],
+                        windows: Sequence[Window]) -> dict[Window, tuple[int, BudgetCheck | None]]:
+    """Per package window: the summed rate seconds (spend x 3600) of its shifts starting in it, and its last
+    budget check (None if never judged), in one query."""
     if not windows:
         return {}
     distinct = list(dict.fromkeys(windows))
     cur = await conn.execute(
-        "SELECT w.n, COALESCE(sum(l.rate_seconds), 0) FROM unnest(%s::text[], %s::timestamptz[],"
-        " %s::timestamptz[]) WITH ORDINALITY AS w(package_id, start_at, end_at, n)"
-        " LEFT JOIN shift_ledger l ON l.package_id = w.package_id AND l.starts_at >= w.start_at"
-        " AND l.starts_at < w.end_at GROUP BY w.n",
+        "SELECT w.n, COALESCE((SELECT sum(l.rate_seconds) FROM shift_ledger l WHERE l.package_id = w.package_id"
+        " AND l.starts_at >= w.start_at AND l.starts_at < w.end_at), 0), b.level, b.checked_at"
+        " FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[]) WITH ORDINALITY"
+        " AS w(package_id, start_at, end_at, n) LEFT JOIN budget_checks b ON b.package_id = w.package_id",
         ([w[0] for w in distinct], [w[1] for w in distinct], [w[2] for w in distinct]))
-    return {distinct[int(n) - 1]: int(rs) for n, rs in await cur.fetchall()}
+    return {distinct[int(n) - 1]: (int(rs), None if at is None else BudgetCheck(level, at))
+            for n, rs, level, at in await cur.fetchall()}
 
 
 async def save_matches(conn: AsyncConnection[Any], matches: Sequence[InvoiceMatch], now: datetime) -> None:
