@@ -25,8 +25,8 @@ from carewatch.domain.model import ShiftFacts, ShiftLedger
 from carewatch.domain.ownership import Takeover, named_packages, named_shifts
 from carewatch.pipeline.alerts import batch_alerts
 from carewatch.pipeline.outcome import BatchOutcome
-from carewatch.pipeline.purchase_to_pay import purchase_to_pay
 from carewatch.pipeline.pay import pay_alerts
+from carewatch.pipeline.purchase_to_pay import purchase_to_pay
 from carewatch.pipeline.references import provides, references, resolve
 from carewatch.schema.events import CareEvent, Rejection, validate_event
 from carewatch.store.entities import write_entities
