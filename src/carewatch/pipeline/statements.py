@@ -57,7 +57,10 @@ class StatementRequest:
 
 
 def _match(row: InvoiceWindowRow) -> tuple[int, int]:
-    """(matched pence, 1 if disputed) of one invoice: the domain's match rule over its proof of delivery."""
+    """(matched pence, 1 if disputed) of one invoice: the match the stream stored, or for a version not
+    matched yet the domain's rule over its proof of delivery."""
+    if row.stored_matched_pence is not None and row.stored_status is not None:
+        return row.stored_matched_pence, int(row.stored_status == "DISPUTED")
     days = order_days(row.package_start, row.package_end, row.period_start, row.period_end)
     matched, disputed = match_figures(row.total_pence, int(row.delivered_rate_seconds),
                                       int(row.plan_weekly_rate_minutes), days, row.any_unproven)

@@ -55,6 +55,8 @@ class InvoiceWindowRow:
     total_pence: int
     period_start: date
     period_end: date
+    stored_matched_pence: int | None  # the stream's match, once it has matched this version
+    stored_status: str | None  # MATCHED | DISPUTED
     delivered_rate_seconds: Decimal
     any_unproven: bool  # a line names no shift of the package in the period, or one nobody attended
 
@@ -98,13 +100,16 @@ FROM pk LEFT JOIN win USING (package_id) LEFT JOIN act USING (package_id)
 LEFT JOIN package_period_ledger period USING (package_id)
 ORDER BY pk.package_id"""
 
-# Delivered spend over each invoice's own period: whole months from the month roll-up (one probe),
-# the day roll-up only for a period that does not start or end on a month boundary.
+# Each invoice's match as the stream stored it (pipeline/purchase_to_pay.py); for one not matched yet,
+# what matching needs: the delivered spend over its own period (whole months from the month roll-up,
+# the day roll-up only for a period that does not start or end on a month boundary) and whether a
+# line is unproven.
 _INVOICES = _SCOPED + """, inv AS MATERIALIZED (
     SELECT i.invoice_id, i.package_id, i.total_pence, i.period_start, i.period_end,
            ARRAY(SELECT x->>'shift_id' FROM jsonb_array_elements(i.lines) x) AS line_shifts,
            carewatch_month_after(i.period_start) AS ms, date_trunc('month', i.period_end + 1)::date AS me,
-           pk.period_start AS package_start, pk.period_end AS package_end, pk.plan_weekly_rate_minutes
+           pk.period_start AS package_start, pk.period_end AS package_end, pk.plan_weekly_rate_minutes,
+           i.matched_pence AS stored_matched_pence, i.status AS stored_status
     FROM invoices i JOIN pk ON pk.package_id = i.package_id
     WHERE i.period_start >= %s AND i.period_start < %s
 ), delivered AS (
@@ -112,27 +117,29 @@ _INVOICES = _SCOPED + """, inv AS MATERIALIZED (
     SELECT inv.invoice_id, m.rate_seconds FROM inv JOIN package_month_ledger m
         ON m.package_id = inv.package_id AND m.day >= inv.ms AND m.day < inv.me
     WHERE m.day >= (SELECT min(ms) FROM inv) AND m.day < (SELECT max(me) FROM inv)
+      AND inv.stored_matched_pence IS NULL
     UNION ALL
     SELECT inv.invoice_id, b.rate_seconds FROM inv CROSS JOIN LATERAL carewatch_ledger_sums(
         inv.package_id, inv.period_start, CASE WHEN inv.ms < inv.me THEN inv.ms ELSE inv.period_end + 1 END) b
-    WHERE inv.period_start < inv.ms OR inv.ms >= inv.me
+    WHERE (inv.period_start < inv.ms OR inv.ms >= inv.me) AND inv.stored_matched_pence IS NULL
     UNION ALL
     SELECT inv.invoice_id, b.rate_seconds FROM inv CROSS JOIN LATERAL carewatch_ledger_sums(
         inv.package_id, inv.me, inv.period_end + 1) b
-    WHERE inv.ms < inv.me AND inv.me <= inv.period_end
+    WHERE inv.ms < inv.me AND inv.me <= inv.period_end AND inv.stored_matched_pence IS NULL
 ), delivered_sums AS (
     SELECT invoice_id, sum(rate_seconds) AS rate_seconds FROM delivered GROUP BY invoice_id
 )
 SELECT inv.invoice_id, inv.package_id, inv.total_pence, inv.period_start, inv.period_end,
-       inv.package_start, inv.package_end, inv.plan_weekly_rate_minutes,
-       coalesce(d.rate_seconds, 0) AS delivered_rate_seconds,
+       inv.package_start, inv.package_end, inv.plan_weekly_rate_minutes, inv.stored_matched_pence,
+       inv.stored_status, coalesce(d.rate_seconds, 0) AS delivered_rate_seconds,
        -- domain/invoice_match.line_unproven: a line naming no shift of the package starting in the
        -- period, or one nobody attended
-       coalesce((SELECT bool_or(l.shift_id IS NULL
+       CASE WHEN inv.stored_matched_pence IS NULL THEN coalesce((SELECT bool_or(l.shift_id IS NULL
                                 OR NOT (l.actual_seconds > 0 OR jsonb_array_length(l.attendance) > 0))
                  FROM unnest(inv.line_shifts) AS named(shift_id)
                  LEFT JOIN shift_ledger l ON l.shift_id = named.shift_id AND l.package_id = inv.package_id
-                      AND l.local_date BETWEEN inv.period_start AND inv.period_end), false) AS any_unproven
+                      AND l.local_date BETWEEN inv.period_start AND inv.period_end), false)
+       ELSE false END AS any_unproven
 FROM inv LEFT JOIN delivered_sums d ON d.invoice_id = inv.invoice_id
 ORDER BY inv.invoice_id"""
 
