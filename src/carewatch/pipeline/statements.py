@@ -56,7 +56,7 @@ class StatementRequest:
         return self
 
 
-def _match(row: InvoiceWindowRow) -> tuple[int, int]:
+def invoice_figures(row: InvoiceWindowRow) -> tuple[int, int]:
     """(matched pence, 1 if disputed) of one invoice: the match the stream stored, or for a version not
     matched yet the domain's rule over its proof of delivery."""
     if row.stored_matched_pence is not None and row.stored_status is not None:
@@ -81,7 +81,7 @@ def _figures(row: PackageWindowRow, start: date, end: date, now: datetime,
     key = (row.period_start, row.period_end, row.timezone)  # packages commonly share their periods
     if key not in remaining:
         remaining[key] = _remaining_seconds(row, now)
-    matches = [_match(i) for i in invoices]
+    matches = [invoice_figures(i) for i in invoices]
     return PackageFigures(
         package_id=row.package_id, provider_id=row.provider_id, commissioner_id=row.commissioner_id,
         ordered_minutes_x7=int(row.planned_minutes_per_week) * days, ordered_pence_x420=weekly_rate_minutes * days,
