@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from carewatch.domain.model import DEFAULT_TIMEZONE
@@ -47,14 +46,14 @@ class PackageWindowRow:
 class InvoiceWindowRow:
     """The latest version of an invoice whose period starts in the window, with its proof of delivery."""
 
-    package_id: str
-    package_start: date
-    package_end: date
-    plan_weekly_rate_minutes: Decimal  # plan weekly spend x 60
     invoice_id: str
+    package_id: str
     total_pence: int
     period_start: date
     period_end: date
+    package_start: date
+    package_end: date
+    plan_weekly_rate_minutes: Decimal  # plan weekly spend x 60
     stored_matched_pence: int | None  # the stream's match, once it has matched this version
     stored_status: str | None  # MATCHED | DISPUTED
     delivered_rate_seconds: Decimal
@@ -182,10 +181,11 @@ async def package_rows(pool: AsyncConnectionPool, viewer: Viewer, first: date, s
     cut = spans(first, stop)
     window = [*cut.months, *cut.days_before, *cut.days_after]
     # Placeholders in the order they appear: the scope, the ledger window, the activity window.
-    async with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    # Rows come back in the dataclass's field order: built positionally, 10,000 at a time.
+    async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         await cur.execute(_NO_JIT)
         await cur.execute(query, [*params, *window, *window])
-        return [PackageWindowRow(**row) for row in await cur.fetchall()]
+        return [PackageWindowRow(*row) for row in await cur.fetchall()]
 
 
 async def invoice_rows(pool: AsyncConnectionPool, viewer: Viewer, first: date, stop: date, *,
@@ -193,10 +193,10 @@ async def invoice_rows(pool: AsyncConnectionPool, viewer: Viewer, first: date, s
                        package_id: str | None = None) -> list[InvoiceWindowRow]:
     """Invoices of the packages in scope whose period starts in [first, stop), with what matching needs."""
     query, params = _scoped(_INVOICES, viewer, commissioner_id, provider_id, package_id)
-    async with pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+    async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         await cur.execute(_NO_JIT)
         await cur.execute(query, [*params, first, stop])
-        return [InvoiceWindowRow(**row) for row in await cur.fetchall()]
+        return [InvoiceWindowRow(*row) for row in await cur.fetchall()]
 
 
 async def unattached_minutes(pool: AsyncConnectionPool, provider_ids: list[str], first: date, stop: date
