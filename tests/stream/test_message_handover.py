@@ -57,3 +57,12 @@ async def test_only_the_fetchers_per_message_call_is_recognised() -> None:
     finally:
         for c in calls:
             c.close()
+
+
+def test_the_stream_buffer_holds_two_whole_batches() -> None:
+    from carewatch.settings import Settings
+    from carewatch.stream.app import create_app
+
+    assert Settings().batch_size == 4000
+    assert create_app(Settings()).conf.stream_buffer_maxsize == 8000
+    assert create_app(Settings(batch_size=500)).conf.stream_buffer_maxsize == 4096  # faust's default
