@@ -38,6 +38,12 @@ from carewatch.simulator.sinks import encode, ensure_topic, message_key
 BENCH_START = datetime(2026, 4, 6, 5, 0, tzinfo=UTC)  # a fixed Monday: the same events every run
 PARTITIONS = 4
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/carewatch"  # only its server is used
+# What the run computed, to compare runs (and 1, 2 or 4 worker processes): ledgers, money, alerts.
+FIGURES = """
+SELECT (SELECT count(*) FROM shift_ledger), (SELECT coalesce(sum(payable_seconds), 0) FROM shift_ledger),
+       (SELECT coalesce(sum(spend_pence), 0)::text FROM shift_ledger), (SELECT count(*) FROM alerts),
+       (SELECT count(*) FROM alerts WHERE status IN ('open', 'acknowledged')),
+       (SELECT count(DISTINCT event_id) FROM rejected_events), (SELECT count(*) FROM held_events)"""
 COUNTED = """SELECT (SELECT count(*) FROM events) + (SELECT count(DISTINCT event_id) FROM rejected_events),
                     (SELECT count(*) FROM held_events)"""
 
@@ -229,6 +235,7 @@ def run_bench(args: argparse.Namespace) -> int:
           flush=True)
     broker = start_broker(log_path=home / "tansu.log")
     rows: list[Row] = []
+    figures: list[str] = []
     try:
         produced = asyncio.run(produce(broker.bootstrap, topic, messages))
         print(f"bench: produced to {topic} ({PARTITIONS} partitions, tansu in memory) "
@@ -241,6 +248,7 @@ def run_bench(args: argparse.Namespace) -> int:
             migrate(database_url)
             try:
                 result = worker_run(broker, topic, len(messages), database_url, workers, home, f"run{n}")
+                figures.append(run_figures(database_url))
             finally:
                 drop_database(database_url)
             held = f", {result.held} still held" if result.held else ""
@@ -249,6 +257,7 @@ def run_bench(args: argparse.Namespace) -> int:
                   f"{_us(result.worker_cpu_us)} us, PostgreSQL {_us(result.postgres_cpu_us)} us", flush=True)
             rows.append(Row(str(n), ceil_rate, result.steady_rate, result.total_rate, result.worker_cpu_us,
                             result.postgres_cpu_us))
+            print(f"bench: run {n}: figures: {figures[-1]}", flush=True)
     except RuntimeError as exc:
         print(f"bench: the worker did not finish: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -259,4 +268,17 @@ def run_bench(args: argparse.Namespace) -> int:
           f"worker processes together; 'of ceiling' is per worker process; CPU from /proc over the same span "
           f"(the worker processes', and the PostgreSQL backends' serving the run's database)\n"
           + table(rows, workers), flush=True)
+    same = "the same in every run" if len(set(figures)) == 1 else "NOT the same in every run"
+    print(f"bench: figures {same}: {figures[0] if len(set(figures)) == 1 else ' | '.join(figures)}", flush=True)
     return 0
+
+
+def run_figures(database_url: str) -> str:
+    """The run's ledgers, spend and alerts in one line (equal across runs and worker counts)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(FIGURES).fetchone()
+    if row is None:
+        return "none"
+    ledgers, payable, spend, alerts, active, rejected, held = row
+    return (f"{ledgers:,} shift ledgers, {payable:,} payable seconds, {spend} pence spent; "
+            f"{alerts:,} alerts ({active:,} active); {rejected:,} rejected, {held:,} held")

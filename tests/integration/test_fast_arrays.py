@@ -40,3 +40,4 @@ def test_a_nul_in_a_list_is_refused_as_psycopg_refuses_it(database_url: str) -> 
         fast.adapters.register_dumper(list, StrListDumper)
         with pytest.raises(psycopg.DataError):
             fast.execute("SELECT %s::text[]", (["a\x00b"],))
+
