@@ -51,7 +51,7 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Wor
 
 
 # The collector's youngest generation is examined every GC_YOUNG allocations (CPython's default, 700,
-# runs it several times per batch of 2,000 events with their payloads alive): at the default the
+# runs it hundreds of times a batch, with thousands of event payloads alive): at the default the
 # collector took about 15% of the worker's CPU time (docs/throughput.md).
 GC_YOUNG = 50_000
 GC_OLDER = (20, 10)
