@@ -160,8 +160,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             await client.aclose()
             await pool.close()
 
+    schema = build_schema(production=settings.production)
     graphql_app = CarewatchGraphQL(
-        build_schema(production=settings.production),
+        schema,
         graphql_ide=None if settings.production else "graphiql",
     )
     routes = [
@@ -181,6 +182,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         authenticator=Authenticator(TokenCache(settings.token_cache_seconds)),
         rate_limiter=IngestRateLimiter(settings.ingest_rate_per_minute,
                                        namespace=f"carewatch:{settings.events_topic}"),
+        cost_schema=schema._schema, max_query_cost=settings.max_query_cost,
     )
     # RequestMetrics is outermost, so the gate's refusals are counted too.
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestMetrics), gate])

@@ -26,6 +26,7 @@ MAX_ALIASES = 15
 MAX_BATCH_OPERATIONS = 10
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB, for /graphql and POST /events alike
 MAX_PAGE_SIZE = 500  # `first` is capped by the read models (contracts/GRAPHQL.md)
+DEFAULT_PAGE_SIZE = 50  # `first` when a connection is asked without one (contracts/GRAPHQL.md)
 
 MASKED_ERROR_MESSAGE = "Internal error; it has been logged."
 
