@@ -22,7 +22,6 @@ from carewatch.graphql.errors import ClientError
 from carewatch.graphql.filters import ShiftFilter
 from carewatch.graphql.pagination import decode_cursor, encode_cursor, page_size
 from carewatch.graphql.resolvers import shifts as shift_resolvers
-from carewatch.graphql.resolvers.shift_status import status_of
 from carewatch.graphql.types.connection import Connection
 from carewatch.graphql.types.shift import Shift
 from carewatch.security.roles import Role, Viewer
@@ -260,12 +259,13 @@ async def shift_update_stream(info: Info, f: ShiftFilter | None) -> AsyncGenerat
         # clear_all, not clear(key): strawberry's clear raises KeyError for a key never loaded.
         loaders.shifts.clear_all()
         loaders.ledgers.clear_all()
-        # Loaded together, so the loaders read a message's shifts in one query each.
-        shifts = await asyncio.gather(*(shift_resolvers.shift(info, s) for s in shift_ids_in(message)))
-        for shift in shifts:  # None when outside the viewer's scope
-            if shift is None or (f is not None and not _shift_matches(f, shift)):
+        # A message's shifts (those in the viewer's scope) and their ledgers, in one query each.
+        values = [v for v in await loaders.shifts.load_many(shift_ids_in(message)) if v is not None]
+        by_status = f is not None and f.status is not None
+        for shift in await shift_resolvers.shift_nodes(info, values, need_status=by_status):
+            if f is not None and not _shift_matches(f, shift):
                 continue
-            if f is not None and f.status is not None and await status_of(info, shift.value) != f.status:
+            if f is not None and f.status is not None and shift.status != f.status:
                 continue
             yield shift
 

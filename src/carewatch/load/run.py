@@ -126,7 +126,7 @@ def measure(api: Api, data: DataSet, q: PortalQuery, args: argparse.Namespace) -
     api0, pg0 = cpu_seconds(api.pids), cpu_seconds(backends)
     result = load(args.duration)
     api1, pg1 = cpu_seconds(api.pids), cpu_seconds(backends)
-    n = max(result.requests, 1)
+    n = result.requests or float("nan")  # none completed: no figure per request
     return Measured(q, result, (api1 - api0) * 1000 / n, (pg1 - pg0) * 1000 / n,
                     (api1 - api0) / result.seconds if result.seconds else 0.0)
 
@@ -232,7 +232,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="which of packages, shifts, package to run (comma-separated)")
     p.add_argument("--duration", type=float, default=30.0, help="seconds of load per query and run")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each measured run")
-    p.add_argument("--runs", type=int, default=1, help="runs; a table of medians follows")
+    p.add_argument("--runs", type=int, default=1, help="runs under load (0: only --alone); a table of medians follows")
     p.add_argument("--connections", type=int, default=50, help="concurrent connections")
     p.add_argument("--threads", type=int, default=2, help="wrk threads")
     p.add_argument("--generator", choices=["wrk", "python"], default=None,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from carewatch.domain import budget as budget_rules
 from carewatch.domain import delivery as delivery_rules
 from carewatch.graphql.context import Info
 from carewatch.graphql.errors import ClientError
+from carewatch.store.read_models import Window
 from carewatch.store.rows import PackageRecord, period_bounds
 
 ROLLING_WINDOW = timedelta(days=7)
@@ -29,15 +31,28 @@ async def delivery_in(info: Info, record: PackageRecord, start: datetime, end: d
     return delivery_rules.delivery(record.package, sums, start, end)
 
 
-async def rolling_7_days(info: Info, record: PackageRecord) -> delivery_rules.Delivery:
+def _rolling_window(info: Info, record: PackageRecord) -> Window:
     """The 7 days up to the processing clock's now."""
     now = info.context.clock.now().astimezone(UTC)
-    return await delivery_in(info, record, now - ROLLING_WINDOW, now)
+    return record.package.package_id, now - ROLLING_WINDOW, now
 
 
-async def budget(info: Info, record: PackageRecord) -> budget_rules.BudgetStatus:
-    """Spend of shifts starting within the package period, forecast to its end."""
+def _budget_window(record: PackageRecord) -> Window:
+    """Shifts starting within the package period."""
     package = record.package
     start, end = period_bounds(package.period_start, package.period_end, package.timezone)
-    sums = await info.context.loaders.window_sums.load((package.package_id, start, end))
-    return budget_rules.budget_status(package, sums.rate_seconds, info.context.clock.now())
+    return package.package_id, start, end
+
+
+async def rolling_7_days_of(info: Info, records: Sequence[PackageRecord]) -> list[delivery_rules.Delivery]:
+    """The 7 days up to now of each package, from one query for the lot."""
+    windows = [_rolling_window(info, r) for r in records]
+    sums = await info.context.loaders.window_sums.load_many(windows)
+    return [delivery_rules.delivery(r.package, s, w[1], w[2]) for r, s, w in zip(records, sums, windows, strict=True)]
+
+
+async def budgets_of(info: Info, records: Sequence[PackageRecord]) -> list[budget_rules.BudgetStatus]:
+    """Each package's spend within its period, forecast to its end, from one query for the lot."""
+    sums = await info.context.loaders.window_sums.load_many([_budget_window(r) for r in records])
+    now = info.context.clock.now()
+    return [budget_rules.budget_status(r.package, s.rate_seconds, now) for r, s in zip(records, sums, strict=True)]
