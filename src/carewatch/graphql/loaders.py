@@ -9,7 +9,6 @@ from strawberry.dataloader import DataLoader
 
 from carewatch.domain.delivery import LedgerTotals
 from carewatch.domain.model import Shift, ShiftLedger
-from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds, resolve_thresholds
 from carewatch.store import read_models
 from carewatch.store.read_models import Window
 from carewatch.store.rows import PackageRecord
@@ -22,8 +21,6 @@ class Loaders:
     shifts: DataLoader[str, Shift | None]
     ledgers: DataLoader[str, ShiftLedger | None]
     window_sums: DataLoader[Window, LedgerTotals]
-    # A package's alert thresholds (deployment, then commissioner, then package), for shift statuses.
-    thresholds: DataLoader[str, Thresholds]
 
 
 def make_loaders(pool: AsyncConnectionPool, viewer: Viewer, default_tz: str) -> Loaders:
@@ -45,16 +42,9 @@ def make_loaders(pool: AsyncConnectionPool, viewer: Viewer, default_tz: str) -> 
         found = await read_models.window_sums(pool, windows)
         return [found[w] for w in windows]
 
-    async def load_thresholds(ids: list[str]) -> list[Thresholds]:
-        found = await read_models.threshold_overrides(pool, ids)
-        none: tuple[tuple[str, float], ...] = ()
-        return [resolve_thresholds(DEFAULT_THRESHOLDS, dict(found.get(i, (none, none))[0]),
-                                   dict(found.get(i, (none, none))[1])) for i in ids]
-
     return Loaders(
         packages=DataLoader(load_fn=load_packages),
         shifts=DataLoader(load_fn=load_shifts),
         ledgers=DataLoader(load_fn=load_ledgers),
         window_sums=DataLoader(load_fn=load_window_sums),
-        thresholds=DataLoader(load_fn=load_thresholds),
     )

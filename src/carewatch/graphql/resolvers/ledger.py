@@ -9,6 +9,7 @@ from carewatch.domain import budget as budget_rules
 from carewatch.domain import delivery as delivery_rules
 from carewatch.graphql.context import Info
 from carewatch.graphql.errors import ClientError
+from carewatch.store import read_models
 from carewatch.store.read_models import Window
 from carewatch.store.rows import PackageRecord, period_bounds
 
@@ -44,15 +45,20 @@ def _budget_window(record: PackageRecord) -> Window:
     return package.package_id, start, end
 
 
-async def rolling_7_days_of(info: Info, records: Sequence[PackageRecord]) -> list[delivery_rules.Delivery]:
-    """The 7 days up to now of each package, from one query for the lot."""
-    windows = [_rolling_window(info, r) for r in records]
-    sums = await info.context.loaders.window_sums.load_many(windows)
-    return [delivery_rules.delivery(r.package, s, w[1], w[2]) for r, s, w in zip(records, sums, windows, strict=True)]
+async def page_figures(info: Info, records: Sequence[PackageRecord], *, rolling: bool, budget: bool
+                       ) -> tuple[list[delivery_rules.Delivery], list[budget_rules.BudgetStatus]]:
+    """The 7 days up to now and the budget of each package asked for, from one query for the page.
 
-
-async def budgets_of(info: Info, records: Sequence[PackageRecord]) -> list[budget_rules.BudgetStatus]:
-    """Each package's spend within its period, forecast to its end, from one query for the lot."""
-    sums = await info.context.loaders.window_sums.load_many([_budget_window(r) for r in records])
+    The read model is called directly (not through the loader): the page already is the batch.
+    """
+    rolling_windows = [_rolling_window(info, r) for r in records] if rolling else []
+    budget_windows = [_budget_window(r) for r in records] if budget else []
+    if not rolling_windows and not budget_windows:
+        return [], []
+    sums = await read_models.window_sums(info.context.pool, [*rolling_windows, *budget_windows])
     now = info.context.clock.now()
-    return [budget_rules.budget_status(r.package, s.rate_seconds, now) for r, s in zip(records, sums, strict=True)]
+    deliveries = [delivery_rules.delivery(r.package, sums[w], w[1], w[2])
+                  for r, w in zip(records, rolling_windows, strict=False)]
+    budgets = [budget_rules.budget_status(r.package, sums[w].rate_seconds, now)
+               for r, w in zip(records, budget_windows, strict=False)]
+    return deliveries, budgets

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from carewatch.graphql.context import Info
@@ -25,9 +24,7 @@ async def package_nodes(info: Info, records: Sequence[PackageRecord]) -> list[Ca
     """
     names = selected_names(info)
     want_rolling, want_budget = "rolling7Days" in names, "budget" in names
-    rolling, budgets = await asyncio.gather(
-        ledger.rolling_7_days_of(info, records if want_rolling else []),
-        ledger.budgets_of(info, records if want_budget else []))
+    rolling, budgets = await ledger.page_figures(info, records, rolling=want_rolling, budget=want_budget)
     return [CarePackage.from_row(r, Delivery.from_domain(rolling[i]) if want_rolling else None,
                                  BudgetStatus.from_domain(budgets[i]) if want_budget else None)
             for i, r in enumerate(records)]

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from carewatch.domain.model import Shift as ShiftValue
-from carewatch.domain.model import ShiftStatus
+from carewatch.domain.model import ShiftLedger, ShiftStatus
 from carewatch.domain.status import shift_status
+from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, resolve_thresholds
 from carewatch.graphql.context import Info
 from carewatch.graphql.errors import ClientError
 from carewatch.graphql.filters import ShiftFilter
@@ -27,13 +28,32 @@ _STATUS_CHUNK = 200
 _LEDGER_FIELDS = frozenset({"status", "attendance", "actualMinutes", "payableMinutes", "spendPence"})
 
 
-async def statuses_of(info: Info, values: Sequence[ShiftValue]) -> list[ShiftStatus]:
-    """Each shift's status now, from one ledger query and one package query for the lot."""
-    loaders = info.context.loaders
-    ledgers, thresholds = await asyncio.gather(loaders.ledgers.load_many([v.shift_id for v in values]),
-                                               loaders.thresholds.load_many([v.package_id for v in values]))
+async def _ledgers_and_statuses(info: Info, values: Sequence[ShiftValue], with_status: bool
+                                ) -> tuple[list[ShiftLedger | None], list[ShiftStatus] | None]:
+    """The shifts' ledgers (one query) and, if asked, their statuses now (and one thresholds query).
+
+    Read models are called directly, not through the loaders: the page already is the batch.
+    """
+    pool = info.context.pool
+    ledgers_q = read_models.ledgers_by_shift_ids(pool, [v.shift_id for v in values])
+    if not with_status:
+        found = await ledgers_q
+        return [found.get(v.shift_id) for v in values], None
+    found, overrides = await asyncio.gather(
+        ledgers_q, read_models.threshold_overrides(pool, list({v.package_id for v in values})))
+    ledgers = [found.get(v.shift_id) for v in values]
+    thresholds = {p: resolve_thresholds(DEFAULT_THRESHOLDS, dict(c), dict(o)) for p, (c, o) in overrides.items()}
     now = info.context.clock.now()
-    return [shift_status(v, lg, now, th) for v, lg, th in zip(values, ledgers, thresholds, strict=True)]
+    statuses = [shift_status(v, lg, now, thresholds.get(v.package_id, DEFAULT_THRESHOLDS))
+                for v, lg in zip(values, ledgers, strict=True)]
+    return ledgers, statuses
+
+
+async def statuses_of(info: Info, values: Sequence[ShiftValue]) -> list[ShiftStatus]:
+    """Each shift's status now, from one ledger query and one thresholds query for the lot."""
+    statuses = (await _ledgers_and_statuses(info, values, True))[1]
+    assert statuses is not None
+    return statuses
 
 
 async def shift_nodes(info: Info, values: Sequence[ShiftValue], *, need_status: bool = False) -> list[Shift]:
@@ -42,12 +62,11 @@ async def shift_nodes(info: Info, values: Sequence[ShiftValue], *, need_status: 
     status, attendance and the minutes are then plain values: no resolver, no await per shift.
     """
     names = selected_names(info) | ({"status"} if need_status else set())
-    if not names & _LEDGER_FIELDS:
+    if not names & _LEDGER_FIELDS or not values:
         return [Shift.from_row(v, None) for v in values]
-    ledgers = await info.context.loaders.ledgers.load_many([v.shift_id for v in values])
-    if "status" not in names:
+    ledgers, statuses = await _ledgers_and_statuses(info, values, "status" in names)
+    if statuses is None:
         return [Shift.from_row(v, lg) for v, lg in zip(values, ledgers, strict=True)]
-    statuses = await statuses_of(info, values)  # the ledgers are cached by now: one thresholds query
     return [Shift.from_row(v, lg, st) for v, lg, st in zip(values, ledgers, statuses, strict=True)]
 
 
