@@ -24,6 +24,7 @@ import psycopg
 from carewatch.load.dataset import DataSet, build, feed_options
 from carewatch.load.generator import LoadResult, have_wrk, refusal_times, run_python, run_wrk
 from carewatch.load.queries import PortalQuery, aliased_packages, portal_queries
+from carewatch.load.subscribers import run_cycles
 from carewatch.schema.migrate import database_name, with_database
 from carewatch.settings import Settings
 
@@ -53,6 +54,7 @@ def backend_pids(database_url: str) -> list[int]:
 class Api:
     processes: list[subprocess.Popen[bytes]]
     url: str
+    redis_prefix: str
 
     @property
     def pids(self) -> list[int]:
@@ -61,9 +63,10 @@ class Api:
 
 @contextmanager
 def api_processes(data: DataSet, settings: Settings, port: int, count: int, log: Path) -> Iterator[Api]:
+    prefix = f"carewatch:api-load-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CAREWATCH_DATABASE_URL": data.database_url, "CAREWATCH_REDIS_URL": settings.redis_url,
            "CAREWATCH_CLOCK": f"fixed:{data.now.isoformat()}", "CAREWATCH_ENV": "production",
-           "CAREWATCH_REDIS_PREFIX": f"carewatch:api-load-{uuid.uuid4().hex[:8]}",
+           "CAREWATCH_REDIS_PREFIX": prefix,
            "CAREWATCH_KAFKA_URL": settings.kafka_url}
     command = [sys.executable, "-m", "carewatch", "api", "--port", str(port)]
     if count > 1:
@@ -72,7 +75,7 @@ def api_processes(data: DataSet, settings: Settings, port: int, count: int, log:
     with open(log, "ab") as out:
         for _ in range(count):
             processes.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT))
-    api = Api(processes, f"http://127.0.0.1:{port}")
+    api = Api(processes, f"http://127.0.0.1:{port}", prefix)
     try:
         _wait_ready(api, count, log)
         yield api
@@ -175,6 +178,10 @@ def run_api_load(args: argparse.Namespace, settings: Settings) -> int:
     home = Path(args.home)
     home.mkdir(parents=True, exist_ok=True)
     with api_processes(data, settings, args.port, args.api_processes, home / "api.log") as api:
+        if args.subscribers:
+            run_cycles(api.url, api.pids[0], data.tokens["admin"], api.redis_prefix, settings.redis_url,
+                       [int(x) for x in args.subscribers.split(",")])
+            return 0
         print(f"api-load: {args.api_processes} API process(es) on {api.url}; {args.generator}, "
               f"{args.connections} connections, {args.duration:g} s per query; clock {data.now.isoformat()}",
               flush=True)
@@ -245,4 +252,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also time 50 refusals of the issue's 15-alias request by the query cost limit")
     p.add_argument("--profile", default=None,
                    help="record the first query under load with py-spy into this file (raw collapsed stacks)")
+    p.add_argument("--subscribers", default=None,
+                   help="instead of the queries: cycles of this many live alerts subscribers (e.g. 2000,10000,10000): "
+                        "delivery p50/p99 of one alert and the API's memory before, subscribed and after they leave")
     p.add_argument("--home", default=".carewatch/api-load", help="folder for the API's log")
