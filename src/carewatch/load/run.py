@@ -23,6 +23,7 @@ import psycopg
 
 from carewatch.load.dataset import DataSet, build, feed_options
 from carewatch.load.generator import LoadResult, have_wrk, refusal_times, run_python, run_wrk
+from carewatch.load.profile import summarise
 from carewatch.load.queries import PortalQuery, aliased_packages, portal_queries
 from carewatch.load.subscribers import run_cycles
 from carewatch.schema.migrate import database_name, with_database
@@ -158,7 +159,8 @@ def profile(api: Api, data: DataSet, q: PortalQuery, args: argparse.Namespace, o
     time.sleep(1.0)
     measure(api, data, q, argparse.Namespace(**{**vars(args), "warmup": 0}))
     spy.wait(timeout=args.duration + 60)
-    print(f"api-load: py-spy profile of {q.name} written to {out} (collapsed stacks)", flush=True)
+    print(f"api-load: py-spy profile of {q.name} written to {out} (collapsed stacks)\n", flush=True)
+    print(summarise(out), flush=True)
 
 
 def run_api_load(args: argparse.Namespace, settings: Settings) -> int:
