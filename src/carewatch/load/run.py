@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -153,7 +154,11 @@ def alone(api: Api, data: DataSet, q: PortalQuery, n: int) -> tuple[float, float
 
 def profile(api: Api, data: DataSet, q: PortalQuery, args: argparse.Namespace, out: Path) -> None:
     """py-spy samples the (first) API process while the query runs under load; raw collapsed stacks to `out`."""
-    spy = subprocess.Popen(["py-spy", "record", "--pid", str(api.pids[0]), "--duration", str(round(args.duration)),
+    beside = Path(sys.executable).parent / "py-spy"
+    spy_bin = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+    if spy_bin is None:
+        raise SystemExit("api-load: --profile needs py-spy (`.venv/bin/pip install py-spy`)")
+    spy = subprocess.Popen([spy_bin, "record", "--pid", str(api.pids[0]), "--duration", str(round(args.duration)),
                             "--format", "raw", "--rate", "200", "--nonblocking", "-o", str(out)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
@@ -257,4 +262,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subscribers", default=None,
                    help="instead of the queries: cycles of this many live alerts subscribers (e.g. 2000,10000,10000): "
                         "delivery p50/p99 of one alert and the API's memory before, subscribed and after they leave")
-    p.add_argument("--home", default=".carewatch/api-load", help="folder for the API's log")
+    p.add_argument("--home", default=".carewatch/load", help="folder for the API's log")
