@@ -78,9 +78,7 @@ def _client_mistake(error: BaseException | None) -> bool:
     """A GraphQL error that is the caller's (bad query, refused input), not the server's."""
     from graphql import GraphQLError
 
-    from carewatch.security.limits import RefusedInput
-
-    return error is None or isinstance(error, (RefusedInput, GraphQLError))
+    return error is None or isinstance(error, GraphQLError) or getattr(error, "client_mistake", False) is True
 
 
 def _service_away(error: BaseException | None) -> bool:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from carewatch.domain.model import DEFAULT_TIMEZONE
 
@@ -75,6 +76,9 @@ class Settings:
                                 "PostgreSQL (TimescaleDB in production) connection URL")
     redis_url: str = setting("CAREWATCH_REDIS_URL", "redis://127.0.0.1:6379/0",
                              "Redis for pub/sub fan-out, the scheduler lease and rate limits")
+    redis_prefix: str = setting(
+        "CAREWATCH_REDIS_PREFIX", "",
+        "prefix of Redis channels and keys (deployments sharing a Redis never meet); empty: carewatch:<database name>")
     timezone: str = setting("CAREWATCH_TIMEZONE", DEFAULT_TIMEZONE,
                             "default IANA time zone for local rules (bands, weeks) when a commissioner names none")
     events_topic: str = setting("CAREWATCH_EVENTS_TOPIC", "care-events", "input topic of care events")
@@ -144,15 +148,25 @@ class Settings:
         return ",".join(hosts)
 
     @property
+    def channel_prefix(self) -> str:
+        """CAREWATCH_REDIS_PREFIX, else `carewatch:<database name>` (from a URL or a key=value conninfo)."""
+        if self.redis_prefix.strip():
+            return self.redis_prefix.strip()
+        url = self.database_url
+        if "://" in url:
+            name = urlsplit(url).path.lstrip("/")
+        else:
+            pairs = dict(part.split("=", 1) for part in url.split() if "=" in part)
+            name = pairs.get("dbname", "")
+        return f"carewatch:{unquote(name) or 'carewatch'}"
+
+    @property
     def production(self) -> bool:
         return self.environment == "production"
 
 
 # Read outside Settings (by the module named), listed here so that the help names them too.
-OTHER_VARIABLES = (
-    Variable("CAREWATCH_REDIS_PREFIX", "carewatch:<database name>",
-             "prefix of Redis channels and keys (alerts/bus.py), so deployments sharing a Redis never meet"),
-)
+OTHER_VARIABLES: tuple[Variable, ...] = ()
 
 
 def _shown(default: object) -> str:

@@ -26,7 +26,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from carewatch.clock import Clock, parse_clock
-from carewatch.graphql.alerts_hub import hub_for
+from carewatch.graphql.alerts_hub import AlertHub, hub_of
 from carewatch.graphql.context import Context, build_context
 from carewatch.graphql.over_http import GraphQLOverHTTP
 from carewatch.graphql.schema import build_schema
@@ -58,6 +58,7 @@ class AppState:
     pool: AsyncConnectionPool
     redis: aioredis.Redis
     producer: EventProducer
+    hub: AlertHub
 
 
 def app_state(connection: HTTPConnection) -> AppState:
@@ -72,7 +73,8 @@ class CarewatchGraphQL(GraphQLOverHTTP):
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:
         state = app_state(request)
-        return build_context(request, response, pool=state.pool, clock=state.clock, settings=state.settings)
+        return build_context(request, response, pool=state.pool, clock=state.clock, settings=state.settings,
+                             hub=state.hub)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql_page()  # from the package's vendored files, not a CDN
@@ -147,10 +149,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         await pool.open(wait=True, timeout=10)
         client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         producer = EventProducer(settings.kafka_bootstrap, settings.events_topic)
-        state = AppState(settings, processing_clock, pool, client, producer)
         # One Redis subscription per process for the alerts and shiftUpdates subscriptions, listening
         # from start-up so that an alert published before the first subscriber's arrival is not lost.
-        hub = hub_for(settings)
+        hub = hub_of(settings)
+        state = AppState(settings, processing_clock, pool, client, producer, hub)
         await hub.start()
         try:
             # "pool" and "redis" are also top level: the access gate (security/gate.py) reads them there.

@@ -28,7 +28,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from carewatch.alerts.bus import Channels
 from carewatch.clock import FixedClock
-from carewatch.graphql.alerts_hub import hub_for
+from carewatch.graphql.alerts_hub import AlertHub
 from carewatch.graphql.schema import build_schema
 from carewatch.security.tokens import create_token
 from carewatch.settings import Settings
@@ -374,9 +374,15 @@ def _wire_alert(o: Owned, alert_id: int) -> dict[str, Any]:
             "commissioner_id": o.commissioner, "caused_by_late_data": False, "details": {}, "history": []}
 
 
+def _hub(world: World) -> AlertHub:
+    hub = world.client.app_state["carewatch"].hub
+    assert isinstance(hub, AlertHub)
+    return hub
+
+
 def _subscribed(world: World, channel: str, publisher: redis.Redis) -> None:
     """Wait until this socket's subscription listens on the hub and the hub listens on Redis."""
-    hub = hub_for(world.settings)
+    hub = _hub(world)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         listening = sum(1 for s in list(hub.subscribers) if s.channel == channel)
@@ -387,7 +393,7 @@ def _subscribed(world: World, channel: str, publisher: redis.Redis) -> None:
 
 
 def _idle_hub(world: World) -> None:
-    hub = hub_for(world.settings)
+    hub = _hub(world)
     deadline = time.monotonic() + 5
     while hub.subscribers and time.monotonic() < deadline:
         time.sleep(0.05)

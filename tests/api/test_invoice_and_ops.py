@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from carewatch.clock import FixedClock
 from carewatch.domain.identifiers import mask_nhs_number
+from carewatch.graphql.alerts_hub import hub_of
 from carewatch.graphql.context import Context
 from carewatch.graphql.loaders import make_loaders
 from carewatch.graphql.schema import schema
@@ -78,7 +79,7 @@ async def _execute(database_url: str, viewer: Viewer, now: datetime, query: str)
     try:
         request = Request({"type": "http", "method": "POST", "path": "/graphql", "headers": []})
         context = Context(request, None, viewer, pool, FixedClock(now), settings,
-                          make_loaders(pool, viewer, settings.timezone))
+                          make_loaders(pool, viewer, settings.timezone), hub_of(settings))
         result = await schema.execute(query, context_value=context)
     finally:
         await pool.close()

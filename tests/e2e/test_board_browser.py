@@ -26,7 +26,7 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from carewatch.alerts import store
+from carewatch.alerts import repository as store
 from carewatch.alerts.bus import AlertBus, Channels
 from carewatch.domain.alert_rules import AlertDecision, AlertKind
 from carewatch.services import Broker

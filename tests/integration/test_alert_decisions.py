@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from carewatch.alerts.store import _rounds, apply_decisions
+from carewatch.alerts.repository import _rounds, apply_decisions
 from carewatch.domain.alert_rules import AlertDecision, AlertKind
 from support import make_database
 

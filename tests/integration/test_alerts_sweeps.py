@@ -11,7 +11,7 @@ import pytest
 from psycopg.types.json import Jsonb
 from tests.integration.alert_fixtures import START, add_package, add_shift, alerts, clock
 
-from carewatch.alerts import store
+from carewatch.alerts import repository as store
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import FixedClock
 
@@ -33,7 +33,7 @@ async def aconn(fresh_database_url: str) -> AsyncIterator[psycopg.AsyncConnectio
         yield conn
 
 
-async def sweep(conn: psycopg.AsyncConnection[Any], clk: FixedClock) -> list[store.Alert]:
+async def sweep(conn: psycopg.AsyncConnection[Any], clk: FixedClock) -> list[store.AlertRecord]:
     return await sweep_absences(conn, clk.now(), CONFIG)
 
 

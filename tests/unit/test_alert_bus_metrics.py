@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
 from carewatch.alerts.bus import AlertBus, Channels
-from carewatch.alerts.store import Alert
+from carewatch.alerts.record import AlertRecord
 
 NOW = datetime(2026, 4, 6, 8, 0, tzinfo=UTC)
-RAISED = Alert(1, "SHORT_VISIT", "warning", "open", "visit", "SH-1:CR-1", NOW, None, NOW, "short", "PKG-1", "SH-1",
-               "CR-1", "PRV-A", "LA-1", False, {})
+RAISED = AlertRecord(1, "SHORT_VISIT", "warning", "open", "visit", "SH-1:CR-1", NOW, None, NOW, "short", "PKG-1",
+                     "SH-1", "CR-1", "PRV-A", "LA-1", False, {})
 
 
 class Pipeline:

@@ -10,16 +10,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-import psycopg
 import redis.asyncio as aioredis
 
 from carewatch import metrics
-from carewatch.alerts.store import Alert
+from carewatch.alerts.record import AlertChange, AlertRecord
 from carewatch.domain.alert_rules import AlertKind
 from carewatch.logs import Outage
 from carewatch.settings import Settings
@@ -30,14 +29,6 @@ CLOSE_SECONDS = 2.0  # the longest closing a subscription may take
 
 # Shift ids per shift-update message: a batch's updates go out in a few messages, not one per shift.
 SHIFT_IDS_PER_MESSAGE = 500
-
-
-def redis_prefix(settings: Settings) -> str:
-    explicit = os.environ.get("CAREWATCH_REDIS_PREFIX", "").strip()
-    if explicit:
-        return explicit
-    info = psycopg.conninfo.conninfo_to_dict(settings.database_url)
-    return f"carewatch:{info.get('dbname') or 'carewatch'}"
 
 
 def redis_where(client: Any) -> str:
@@ -67,7 +58,36 @@ class Channels:
 
     @staticmethod
     def for_settings(settings: Settings) -> Channels:
-        return Channels(redis_prefix(settings))
+        return Channels(settings.channel_prefix)
+
+
+def to_wire(alert: AlertRecord) -> dict[str, Any]:
+    """The wire form of an alert on the alerts channel (JSON once dumped; instants in RFC 3339)."""
+    return {
+        "id": alert.id, "kind": alert.kind, "severity": alert.severity, "status": alert.status,
+        "subject_type": alert.subject_type, "subject_id": alert.subject_id,
+        "raised_at": alert.raised_at.isoformat(),
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "updated_at": alert.updated_at.isoformat(), "message": alert.message,
+        "package_id": alert.package_id, "shift_id": alert.shift_id, "carer_id": alert.carer_id,
+        "provider_id": alert.provider_id, "commissioner_id": alert.commissioner_id,
+        "caused_by_late_data": alert.caused_by_late_data, "details": alert.details,
+        "history": [{"status": h.status, "changed_at": h.changed_at.isoformat(), "changed_by": h.changed_by,
+                     "note": h.note} for h in alert.history],
+    }
+
+
+def from_wire(data: Mapping[str, Any]) -> AlertRecord:
+    """The alert a message on the alerts channel carries (the inverse of `to_wire`)."""
+    def instant(v: Any) -> datetime | None:
+        return datetime.fromisoformat(v) if v else None
+
+    fields = {k: data[k] for k in AlertRecord.__dataclass_fields__ if k in data and k != "history"}
+    for k in ("raised_at", "resolved_at", "updated_at"):
+        fields[k] = instant(data.get(k))
+    history = tuple(AlertChange(h["status"], datetime.fromisoformat(h["changed_at"]), h["changed_by"], h.get("note"))
+                    for h in data.get("history", []))
+    return AlertRecord(**fields, history=history)
 
 
 class AlertBus:
@@ -99,12 +119,12 @@ class AlertBus:
             self.outage.ok()
         return sent
 
-    async def publish_alerts(self, alerts: Iterable[Alert]) -> int:
+    async def publish_alerts(self, alerts: Iterable[AlertRecord]) -> int:
         alerts = list(alerts)
         for alert in alerts:
             if alert.status == "open":  # the one status an alert has only when it was just raised
                 metrics.ALERTS_RAISED.labels(alert.kind, self.source).inc()
-        return await self._publish(self.channels.alerts, (a.to_json() for a in alerts))
+        return await self._publish(self.channels.alerts, (to_wire(a) for a in alerts))
 
     async def publish_shift_updates(self, shift_ids: Iterable[str]) -> int:
         """Publish `{"shift_ids": [...]}` messages, SHIFT_IDS_PER_MESSAGE ids at most in each."""
@@ -155,7 +175,7 @@ class HasAlerts(Protocol):
     def affected_shift_ids(self) -> tuple[str, ...]: ...
 
     @property
-    def alerts(self) -> tuple[Alert, ...]: ...
+    def alerts(self) -> tuple[AlertRecord, ...]: ...
 
 
 def publishing_listener(bus: AlertBus) -> Callable[[HasAlerts], Awaitable[None]]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from carewatch.alerts.store import Alert, apply_decisions, record_settled, recorded_overlaps
+from carewatch.alerts.record import AlertRecord
+from carewatch.alerts.repository import apply_decisions, record_settled, recorded_overlaps
 from carewatch.domain.alert_rules import AlertDecision
 from carewatch.domain.double_booking import double_booking
 from carewatch.store.carer_attendance import carer_stints
@@ -28,7 +29,7 @@ async def _providers(conn: AsyncConnection[Any], carer_ids: Collection[str]) -> 
 
 
 async def double_booking_alerts(conn: AsyncConnection[Any], carer_ids: Collection[str], earliest: datetime,
-                                now: datetime) -> list[Alert]:
+                                now: datetime) -> list[AlertRecord]:
     """Reconcile each carer's overlapping visits (by event time) with their stored alerts."""
     if not carer_ids:
         return []
@@ -61,7 +62,7 @@ SELECT subject_id FROM alerts WHERE kind = 'DOUBLE_BOOKED_CARER' AND status IN (
 
 
 async def sweep_double_bookings(conn: AsyncConnection[Any], now: datetime,
-                                lookback: timedelta = OVERLAP_WINDOW) -> list[Alert]:
+                                lookback: timedelta = OVERLAP_WINDOW) -> list[AlertRecord]:
     """Raise the overlaps going on now that no event raised: their events arrived before they began
     by processing time (clocks a little ahead, or a simulation's), so only the clock can raise them."""
     cur = await conn.execute(_OPEN_ON_TWO, {"since": now - lookback, "now": now})

@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from carewatch import metrics
 from carewatch.alerts.bus import AlertBus, Channels
 from carewatch.alerts.lease import Lease
-from carewatch.alerts.store import Alert
+from carewatch.alerts.record import AlertRecord
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import Clock, parse_clock
 from carewatch.logs import Outage
@@ -39,7 +39,7 @@ JOBS = ("absence", "delivery/pattern/pay")
 # Failures that mean the database is away (an outage), rather than a fault in a sweep.
 CONNECTION_ERRORS = (psycopg.OperationalError, psycopg.errors.AdminShutdown, PoolTimeout, OSError)
 
-Sweep = Callable[[AsyncConnection[Any], datetime, SweepConfig], Awaitable[list[Alert]]]
+Sweep = Callable[[AsyncConnection[Any], datetime, SweepConfig], Awaitable[list[AlertRecord]]]
 SHIFT_STATUS_KINDS = frozenset({"LATE_START", "MISSED_VISIT"})
 
 
@@ -72,7 +72,7 @@ class AlertScheduler:
             metrics.SWEEP_RUNS.labels(job)
             metrics.SWEEP_FAILURES.labels(job)
 
-    async def _sweep(self, name: str, sweep: Sweep, every: float) -> list[Alert]:
+    async def _sweep(self, name: str, sweep: Sweep, every: float) -> list[AlertRecord]:
         if not self.lease.held:
             return []
         job = name
@@ -116,10 +116,10 @@ class AlertScheduler:
         )
         return changed
 
-    async def sweep_fast(self) -> list[Alert]:
+    async def sweep_fast(self) -> list[AlertRecord]:
         return await self._sweep("absence", sweep_absences, self.intervals.fast_seconds)
 
-    async def sweep_slow(self) -> list[Alert]:
+    async def sweep_slow(self) -> list[AlertRecord]:
         return await self._sweep("delivery/pattern/pay", sweep_slow, self.intervals.slow_seconds)
 
     async def start(self) -> None:

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 
 from carewatch.alerts.double_booking import sweep_double_bookings
-from carewatch.alerts.store import Alert, apply_decisions, open_subjects, worth_applying
+from carewatch.alerts.record import AlertRecord
+from carewatch.alerts.repository import apply_decisions, open_subjects, worth_applying
 from carewatch.domain import alert_rules as rules
 from carewatch.domain.alert_rules import (
     AlertDecision,
@@ -127,13 +128,13 @@ async def load_visits(
     return [visit_state(f, global_th) for f in facts.values()]
 
 
-async def sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
+async def sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertRecord]:
     """LATE_START, MISSED_VISIT, PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE, raised and resolved; and
     DOUBLE_BOOKED_CARER for overlaps that began, by this clock, after their events were processed."""
     return await _sweep_absences(conn, now, config) + await sweep_double_bookings(conn, now, config.lookback)
 
 
-async def _sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
+async def _sweep_absences(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertRecord]:
     cur = await conn.execute(
         _ABSENCE_CANDIDATES,
         {
@@ -239,7 +240,7 @@ async def sweep_pay(conn: AsyncConnection[Any], now: datetime, config: SweepConf
     ]
 
 
-async def sweep_slow(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[Alert]:
+async def sweep_slow(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertRecord]:
     """UNDER/OVER_DELIVERY, PROVIDER_PATTERN and PAY_BELOW_MINIMUM."""
     decisions = (
         await sweep_delivery(conn, now, config)

@@ -1,7 +1,7 @@
 """One Redis subscription per API process, fanned out to each GraphQL subscriber's bounded queue.
 
 A subscriber that falls more than its queue's size behind (CAREWATCH_SUBSCRIBER_QUEUE, 1,000 by
-default) is dropped: the subscription closes its websocket with code 4413 (graphql/alerts.py), so
+default) is dropped: the subscription closes its websocket with code 4413 (graphql/subscriptions.py), so
 one slow client never makes the process hold unbounded memory; it reconnects and catches up with
 `alerts(filter: {since: ...})`.
 """
@@ -195,13 +195,6 @@ class AlertHub:
         release_memory()
 
 
-_HUBS: dict[str, AlertHub] = {}
-
-
-def hub_for(settings: Settings) -> AlertHub:
-    """The process's hub for this deployment; the API's lifespan starts and stops it."""
-    channels = Channels.for_settings(settings)
-    key = f"{settings.redis_url}|{channels.prefix}"
-    if key not in _HUBS:
-        _HUBS[key] = AlertHub(settings.redis_url, channels, max(1, settings.subscriber_queue))
-    return _HUBS[key]
+def hub_of(settings: Settings) -> AlertHub:
+    """A hub for this deployment's channels; the API's lifespan makes one, starts it and stops it."""
+    return AlertHub(settings.redis_url, Channels.for_settings(settings), max(1, settings.subscriber_queue))

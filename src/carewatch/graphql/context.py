@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from carewatch.clock import Clock
+from carewatch.graphql.alerts_hub import AlertHub
 from carewatch.graphql.loaders import Loaders, make_loaders
 from carewatch.security.gate import viewer_in_scope
 from carewatch.security.roles import Role
@@ -33,6 +34,7 @@ class Context:
     clock: Clock
     settings: Settings
     loaders: Loaders
+    hub: AlertHub  # the process's one Redis subscription, owned by the app's lifespan
 
 
 Info: TypeAlias = strawberry.Info[Context, None]
@@ -55,7 +57,8 @@ def build_context(
     pool: AsyncConnectionPool,
     clock: Clock,
     settings: Settings,
+    hub: AlertHub,
 ) -> Context:
     viewer = viewer_from_request(request)
     return Context(request, response, viewer, pool, clock, settings,
-                   make_loaders(pool, viewer, settings.timezone))
+                   make_loaders(pool, viewer, settings.timezone), hub)

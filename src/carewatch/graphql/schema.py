@@ -8,11 +8,12 @@ from collections.abc import AsyncGenerator
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
-from carewatch.graphql import alerts as alert_resolvers
-from carewatch.graphql.alerts import Alert, AlertFilter
+from carewatch.graphql import subscriptions
 from carewatch.graphql.context import Info
-from carewatch.graphql.filters import PackageFilter, ShiftFilter
+from carewatch.graphql.filters import AlertFilter, PackageFilter, ShiftFilter
+from carewatch.graphql.resolvers import alerts as alert_resolvers
 from carewatch.graphql.resolvers import invoices, packages, shifts
+from carewatch.graphql.types.alert import Alert
 from carewatch.graphql.types.caller import AlertKindInfo, Caller, alert_kinds
 from carewatch.graphql.types.clock import ProcessingClock
 from carewatch.graphql.types.connection import Connection
@@ -80,13 +81,13 @@ class Mutation:
 class Subscription:
     @strawberry.subscription(description="Alerts as they are raised or change status.")
     async def alerts(self, info: Info, filter: AlertFilter | None = None) -> AsyncGenerator[Alert, None]:
-        async for alert in alert_resolvers.alert_stream(info, filter):
+        async for alert in subscriptions.alert_stream(info, filter):
             yield alert
 
     @strawberry.subscription(description="Shifts as their attendance or status changes.")
     async def shift_updates(self, info: Info,
                             filter: ShiftFilter | None = None) -> AsyncGenerator[Shift, None]:
-        async for shift in alert_resolvers.shift_update_stream(info, filter):
+        async for shift in subscriptions.shift_update_stream(info, filter):
             yield shift
 
 

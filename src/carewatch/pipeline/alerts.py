@@ -17,7 +17,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from carewatch.alerts.double_booking import double_booking_alerts
-from carewatch.alerts.store import Alert, apply_decisions, open_subjects, open_unknown_carers, worth_applying
+from carewatch.alerts.record import AlertRecord
+from carewatch.alerts.repository import apply_decisions, open_subjects, open_unknown_carers, worth_applying
 from carewatch.domain.alert_rules import AlertDecision
 from carewatch.domain.model import Location, ShiftFacts, ShiftLedger
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds
@@ -52,7 +53,7 @@ def arrival(e: CareEvent) -> ClockArrival:
 
 async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime,
                        facts: Mapping[str, ShiftFacts], ledgers: Mapping[str, ShiftLedger],
-                       thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
+                       thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[AlertRecord]:
     """Evaluate the event-driven rules for the applied events; return the alerts that changed.
 
     `facts` and `ledgers` are the batch's, read and rebuilt after its events were stored; they
@@ -74,7 +75,7 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
         people = await homes(conn, {visits[a.shift_id][0].shift.package_id for a in arrivals})
         outs = {(a.shift_id, a.carer_id) for a in arrivals if a.direction == "out"}
         decisions += arrival_decisions(arrivals, visits, carers, people, attended_seconds(ledgers, outs))
-    changed: list[Alert] = []
+    changed: list[AlertRecord] = []
     if decisions:
         kinds = {d.kind for d in decisions}
         changed = await apply_decisions(conn, worth_applying(decisions, await open_subjects(conn, kinds)), now)

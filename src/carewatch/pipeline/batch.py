@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 
 from carewatch import metrics
-from carewatch.alerts.store import Alert
+from carewatch.alerts.record import AlertRecord
 from carewatch.domain.attendance import shift_ledger
 from carewatch.domain.calendar import zone
 from carewatch.domain.model import ShiftFacts, ShiftLedger
@@ -47,7 +47,7 @@ class _Tally:
     shifts: set[str] = field(default_factory=set)
     packages: set[str] = field(default_factory=set)
     commissioners: set[str] = field(default_factory=set)
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: list[AlertRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     now: datetime = datetime.min
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from carewatch.alerts.store import Alert
+from carewatch.alerts.record import AlertRecord
 from carewatch.schema.events import CareEvent, Rejection
 
 
@@ -18,7 +18,7 @@ class BatchOutcome:
     rejected: int = 0
     affected_shift_ids: tuple[str, ...] = ()
     applied_events: tuple[CareEvent, ...] = field(default=(), repr=False)
-    alerts: tuple[Alert, ...] = field(default=(), repr=False)  # changed in this batch: publish after commit
+    alerts: tuple[AlertRecord, ...] = field(default=(), repr=False)  # changed in this batch: publish after commit
     rejections: tuple[Rejection, ...] = field(default=(), repr=False)  # refused here (scope): to record
 
     def applied_by_type(self) -> Counter[str]:

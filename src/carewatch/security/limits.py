@@ -47,6 +47,8 @@ _LIMIT_RULES: list[type[ASTValidationRule]] = [query_depth_limiter.create_valida
 class RefusedInput(Exception):
     """Raised by resolvers for bad caller input; its message is safe to show even in production."""
 
+    client_mistake = True  # read by logs.ClientMistakes, which imports nothing of security/
+
 
 def should_mask_error(error: GraphQLError) -> bool:
     """Mask errors that came from an unexpected exception (a bug, SQL, a stack), not deliberate refusals.

@@ -1,4 +1,4 @@
-"""The alert store: raise, acknowledge, resolve and auto-resolve, each change kept in alert_history.
+"""The alert repository: raise, acknowledge, resolve and auto-resolve, each change kept in alert_history.
 
 Every function runs inside the caller's transaction (the worker's batch, a sweep, a mutation);
 publishing on Redis is the caller's job, after its commit.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from carewatch.alerts.record import AlertChange, AlertRecord
 from carewatch.domain.alert_rules import ONCE_PER_SUBJECT, AlertDecision, AlertKind
 from carewatch.domain.double_booking import RecordedOverlap
 
@@ -30,89 +30,14 @@ class AlertTransitionError(ValueError):
     """The change is not allowed from the alert's current status (e.g. resolving a resolved alert)."""
 
 
-@dataclass(frozen=True)
-class AlertChange:
-    status: str
-    changed_at: datetime
-    changed_by: str
-    note: str | None
-
-
-@dataclass(frozen=True)
-class Alert:
-    id: int
-    kind: str
-    severity: str
-    status: str
-    subject_type: str
-    subject_id: str
-    raised_at: datetime
-    resolved_at: datetime | None
-    updated_at: datetime
-    message: str
-    package_id: str | None
-    shift_id: str | None
-    carer_id: str | None
-    provider_id: str | None
-    commissioner_id: str | None
-    caused_by_late_data: bool
-    details: dict[str, Any]
-    history: tuple[AlertChange, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """The wire form published on Redis and read back by the API's subscriptions."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "severity": self.severity,
-            "status": self.status,
-            "subject_type": self.subject_type,
-            "subject_id": self.subject_id,
-            "raised_at": self.raised_at.isoformat(),
-            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
-            "updated_at": self.updated_at.isoformat(),
-            "message": self.message,
-            "package_id": self.package_id,
-            "shift_id": self.shift_id,
-            "carer_id": self.carer_id,
-            "provider_id": self.provider_id,
-            "commissioner_id": self.commissioner_id,
-            "caused_by_late_data": self.caused_by_late_data,
-            "details": self.details,
-            "history": [
-                {
-                    "status": h.status,
-                    "changed_at": h.changed_at.isoformat(),
-                    "changed_by": h.changed_by,
-                    "note": h.note,
-                }
-                for h in self.history
-            ],
-        }
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> Alert:
-        def instant(v: Any) -> datetime | None:
-            return datetime.fromisoformat(v) if v else None
-
-        fields = {k: data[k] for k in Alert.__dataclass_fields__ if k in data and k != "history"}
-        for k in ("raised_at", "resolved_at", "updated_at"):
-            fields[k] = instant(data.get(k))
-        history = tuple(
-            AlertChange(h["status"], datetime.fromisoformat(h["changed_at"]), h["changed_by"], h.get("note"))
-            for h in data.get("history", [])
-        )
-        return Alert(**fields, history=history)
-
-
 _COLUMNS = (
     "id, kind, severity, status, subject_type, subject_id, raised_at, resolved_at, updated_at, "
     "message, package_id, shift_id, carer_id, provider_id, commissioner_id, caused_by_late_data, details"
 )
 
 
-def _alert(row: dict[str, Any], history: Sequence[AlertChange] = ()) -> Alert:
-    return Alert(**row, history=tuple(history))
+def _alert(row: dict[str, Any], history: Sequence[AlertChange] = ()) -> AlertRecord:
+    return AlertRecord(**row, history=tuple(history))
 
 
 async def _record(
@@ -192,22 +117,22 @@ def _rounds(decisions: Iterable[AlertDecision]) -> list[list[AlertDecision]]:
 
 async def apply_decisions(
     conn: AsyncConnection[Any], decisions: Iterable[AlertDecision], now: datetime, by: str = SYSTEM
-) -> list[Alert]:
+) -> list[AlertRecord]:
     """Apply the rules' decisions as if one by one, in a few statements a round; return the alerts
     that changed, in decision order, each change once (to publish after commit)."""
-    changed: list[Alert] = []
+    changed: list[AlertRecord] = []
     for run in _rounds(decisions):
         changed += await _apply_round(conn, run, now, by)
     return changed
 
 
 async def _apply_round(conn: AsyncConnection[Any], decisions: Sequence[AlertDecision], now: datetime,
-                       by: str) -> list[Alert]:
+                       by: str) -> list[AlertRecord]:
     raises: dict[_Key, AlertDecision] = {}
     resolves: dict[_Key, AlertDecision] = {}
     for d in decisions:
         (raises if d.action == "raise" else resolves).setdefault(_key(d), d)
-    changed: dict[_Key, Alert] = {}
+    changed: dict[_Key, AlertRecord] = {}
     history: tuple[list[int], list[str], list[str]] = ([], [], [])
     resolved: list[tuple[_Key, dict[str, Any]]] = []
     async with conn.cursor(row_factory=dict_row) as cur:
@@ -277,12 +202,12 @@ async def histories(conn: AsyncConnection[Any], alert_ids: Sequence[int]) -> dic
     return found
 
 
-async def get_alert(conn: AsyncConnection[Any], alert_id: int) -> Alert | None:
+async def get_alert(conn: AsyncConnection[Any], alert_id: int) -> AlertRecord | None:
     found = await get_alerts(conn, [alert_id])
     return found[0] if found else None
 
 
-async def get_alerts(conn: AsyncConnection[Any], alert_ids: Sequence[int]) -> list[Alert]:
+async def get_alerts(conn: AsyncConnection[Any], alert_ids: Sequence[int]) -> list[AlertRecord]:
     """The alerts with these ids that exist, in the order given, each with its history (two queries)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ANY(%s)", (list(alert_ids),))
@@ -299,7 +224,7 @@ async def _change(
     by: str,
     note: str | None,
     now: datetime,
-) -> Alert:
+) -> AlertRecord:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute("SELECT status FROM alerts WHERE id = %s FOR UPDATE", (alert_id,))
         row = await cur.fetchone()
@@ -322,12 +247,12 @@ async def _change(
 
 async def acknowledge(
     conn: AsyncConnection[Any], alert_id: int, by: str, note: str | None, now: datetime
-) -> Alert:
+) -> AlertRecord:
     """Someone has seen the alert and is acting on it; it stays active (blocks a duplicate)."""
     return await _change(conn, alert_id, "acknowledged", ("open", "acknowledged"), by, note, now)
 
 
-async def resolve(conn: AsyncConnection[Any], alert_id: int, by: str, note: str, now: datetime) -> Alert:
+async def resolve(conn: AsyncConnection[Any], alert_id: int, by: str, note: str, now: datetime) -> AlertRecord:
     """A person closes the alert, saying why."""
     return await _change(conn, alert_id, "resolved", ACTIVE, by, note, now)
 
@@ -355,10 +280,10 @@ RETURNING {_COLUMNS}"""
 
 
 async def record_settled(conn: AsyncConnection[Any], decisions: Sequence[AlertDecision], now: datetime,
-                         by: str = SYSTEM) -> list[Alert]:
+                         by: str = SYSTEM) -> list[AlertRecord]:
     """Store conditions that began and ended before they were seen (a settled overlap, say): each an
     alert raised and auto-resolved at once, both changes in its history; the active one is untouched."""
-    changed: list[Alert] = []
+    changed: list[AlertRecord] = []
     async with conn.cursor(row_factory=dict_row) as cur:
         for d in decisions:
             await cur.execute(_SETTLED, {
