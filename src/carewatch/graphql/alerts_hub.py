@@ -35,7 +35,9 @@ WS_SLOW_SUBSCRIBER = 4413  # websocket close code: this client fell too far behi
 SLOW_SUBSCRIBER_REASON = "too slow: fell too far behind; reconnect and catch up with alerts(filter: {since})"
 
 
-RELEASE_AFTER_SECONDS = 2.0  # how long after the last of a wave of departures memory is handed back
+# How long after the last of a wave of departures memory is handed back: the websockets themselves
+# finish closing (their close handshake) a few seconds after their subscriptions end.
+RELEASE_AFTER_SECONDS = 10.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

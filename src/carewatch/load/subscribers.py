@@ -23,6 +23,7 @@ from carewatch.alerts.bus import Channels
 
 SUBSCRIPTION = "subscription { alerts { id kind status shiftId } }"
 OPEN_AT_ONCE = 200
+SETTLE_SECONDS = 20.0
 
 
 def rss_mib(pid: int) -> float:
@@ -73,7 +74,8 @@ class Cycle:
     p99_ms: float
     rss_before: float
     rss_subscribed: float
-    rss_after: float
+    rss_soon: float  # 3 s after the last subscriber left
+    rss_after: float  # SETTLE_SECONDS later
 
 
 async def one_cycle(api_url: str, pid: int, token: str, channels: Channels, redis_url: str, n: int,
@@ -104,10 +106,12 @@ async def one_cycle(api_url: str, pid: int, token: str, channels: Channels, redi
     for i in range(0, len(sockets), OPEN_AT_ONCE):
         await asyncio.gather(*(ws.close() for ws in sockets[i:i + OPEN_AT_ONCE]), return_exceptions=True)
     await _until_subscribers(api_url, 0)
-    await asyncio.sleep(3)  # the process's own release after the last subscriber left
+    await asyncio.sleep(3)
+    soon = rss_mib(pid)
+    await asyncio.sleep(SETTLE_SECONDS)  # connections finish closing; the hub hands memory back
     return Cycle(n, len(latencies), statistics.median(latencies) if latencies else float("nan"),
                  latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else float("nan"),
-                 before, subscribed, rss_mib(pid))
+                 before, subscribed, soon, rss_mib(pid))
 
 
 def run_cycles(api_url: str, pid: int, token: str, prefix: str, redis_url: str, counts: list[int]) -> None:
@@ -117,4 +121,6 @@ def run_cycles(api_url: str, pid: int, token: str, prefix: str, redis_url: str, 
         per = (c.rss_subscribed - c.rss_before) * 1024 / max(n, 1)
         print(f"subscribers {n:6d}: delivered {c.delivered:6d}, p50 {c.p50_ms:7.1f} ms, p99 {c.p99_ms:7.1f} ms;"
               f" API RSS {c.rss_before:6.0f} -> {c.rss_subscribed:6.0f} MiB subscribed ({per:5.1f} KiB each)"
-              f" -> {c.rss_after:6.0f} MiB after they left", flush=True)
+              f" -> {c.rss_soon:6.0f} MiB 3 s after they left"
+              f" -> {c.rss_after:6.0f} MiB {SETTLE_SECONDS + 3:.0f} s after",
+              flush=True)
