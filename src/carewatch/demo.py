@@ -315,6 +315,8 @@ def _announce(args: argparse.Namespace, env: Mapping[str, str], home: Path, toke
     if safeguarding:
         lines.append(f"demo: alert board: open {base}/board and paste the safeguarding token "
                      f"({safeguarding.scope})")
+    lines.append('demo: purchase to pay: query invoices(filter: {status: "DISPUTED"}) and alerts(filter: '
+                 '{kinds: ["BUDGET_AT_RISK", "INVOICE_DISPUTED"]}) (a corrected invoice keeps its history)')
     if tokens:
         lines.append("demo: ready tokens (Authorization: Bearer <token>), each on a real id of the simulated data:")
         lines += token_lines(tokens)

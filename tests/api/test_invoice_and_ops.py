@@ -108,3 +108,23 @@ async def test_schema_execute_scopes_every_read_to_the_viewer(seeded_database_ur
 
     provider = await _execute(seeded_database_url, Viewer(Role.PROVIDER, "PRV-ACORN"), now, SCOPED)
     assert provider["shift"] == {"id": "SH-1"} and provider["package"]["id"] == "PKG-100"
+
+
+def test_invoices_list_by_period_and_package_under_scope(client: TestClient, gql: Any, api_settings: Settings,
+                                                         bearer: Any) -> None:
+    query = """query($from: Date, $to: Date) {
+        invoices(filter: {from: $from, to: $to}) { edges { cursor node { id status matchedPence } }
+                                                   pageInfo { hasNextPage } }
+        package(id: "PKG-100") { invoices(first: 1) { edges { node { id history { invoicedPence } } } } } }"""
+    # INV-77 runs from 1 April 2026: inside [2026-04-01, 2026-05-01), outside [2026-04-02, ...).
+    data = gql(query, **{"from": "2026-04-01", "to": "2026-05-01"})
+    assert [(e["node"]["id"], e["node"]["status"], e["node"]["matchedPence"]) for e in data["invoices"]["edges"]] == [
+        ("INV-77", "MATCHED", 3214)]
+    assert data["invoices"]["pageInfo"] == {"hasNextPage": False}
+    assert data["package"]["invoices"]["edges"] == [{"node": {"id": "INV-77", "history": []}}]
+    assert gql(query, **{"from": "2026-04-02"})["invoices"]["edges"] == []
+    # Another provider's token: the invoice does not exist for it; its own provider's does.
+    for scope, want in (("PRV-OTHER", []), ("PRV-ACORN", ["INV-77"])):
+        response = client.post("/graphql", json={"query": "{ invoices { edges { node { id } } } }"},
+                               headers=bearer(api_settings.database_url, "provider", scope))
+        assert [e["node"]["id"] for e in response.json()["data"]["invoices"]["edges"]] == want

@@ -75,7 +75,9 @@ def _setup_events() -> list[dict[str, Any]]:
     events.append(_event(
         "package.approved", day_before, package_id=PACKAGE, commissioner_id=COMMISSIONER, provider_id=PROVIDER,
         mechanism="ISF", person={"person_id": "P-E2E", "nhs_number": "9434765919"},
-        period_start="2026-04-01", period_end="2027-03-31", budget_pence=3500000, contingency_pence=150000,
+        # 4,000,000p: the plan (~67,494p a week for ~51 weeks) stays within budget - contingency, so the day's
+        # alerts are only the absences and visits this test is about (no BUDGET_AT_RISK).
+        period_start="2026-04-01", period_end="2027-03-31", budget_pence=4000000, contingency_pence=150000,
         plan=[{"service_type": "personal_care", "minutes_per_week": 1260, "carers": 1}],
         rates=[{"service_type": "personal_care", "band": "day", "pence_per_hour": 3214}], thresholds=THRESHOLDS))
     for shift_id, (required, carers) in SHIFTS.items():

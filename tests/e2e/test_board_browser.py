@@ -64,7 +64,9 @@ def _setup(now: datetime) -> list[str]:
                pay_pence_per_hour=1400),
         _event("package.approved", before, package_id=PACKAGE, commissioner_id=OURS, provider_id=PROVIDER,
                mechanism="ISF", person={"person_id": "P-BOARD", "nhs_number": "9434765919"},
-               period_start="2026-01-01", period_end="2027-12-31", budget_pence=3500000, contingency_pence=150000,
+               # A budget the plan's ~67,494p a week to the end of 2027 stays well within, so that no
+               # BUDGET_AT_RISK joins the one critical alert this test raises.
+               period_start="2026-01-01", period_end="2027-12-31", budget_pence=5000000, contingency_pence=150000,
                plan=[{"service_type": "personal_care", "minutes_per_week": 1260, "carers": 1}],
                rates=[{"service_type": "personal_care", "band": band, "pence_per_hour": 3214}
                       for band in ("day", "night", "weekend", "bank_holiday")],

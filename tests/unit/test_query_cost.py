@@ -55,9 +55,9 @@ def _everything(type_: Any, first: int, depth: int = 0) -> str:
     for name, field in named.fields.items():
         inner = get_named_type(field.type)
         if isinstance(inner, GraphQLObjectType):
-            if depth >= 4:
-                continue
-            parts.append(f"{name}{_arguments(field.args, first)} {{ {_everything(inner, first, depth + 1)} }}")
+            selection = _everything(inner, first, depth + 1) if depth < 4 else ""
+            if selection:
+                parts.append(f"{name}{_arguments(field.args, first)} {{ {selection} }}")
         else:
             parts.append(f"{name}{_arguments(field.args, first)}")
     return " ".join(parts)
@@ -80,6 +80,8 @@ def test_the_rule_by_hand() -> None:
     # from a variable, and through a fragment and an inline fragment
     assert _cost("query($n: Int) { packages(first: $n) { ...P } } fragment P on CarePackageConnection"
                  " { edges { node { ... on CarePackage { id } } } }", n=10) == 1 + 10 * 3
+    # over the page cap `first` counts as 500: the resolver refuses it with its own message
+    assert _cost("{ packages(first: 9000) { edges { cursor } } }") == 1 + 500 * 2
     # aliases each count in full
     assert _cost("{ a: packages(first: 3) { edges { node { id } } } b: packages(first: 3) { edges"
                  " { node { id } } } }") == 2 * (1 + 3 * 3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -164,13 +164,39 @@ def test_rates_drive_lateness_misses_and_cancellations() -> None:
     assert rough["manual"] > 0 and rough["corrected"] > 0
 
 
-def test_invoices_come_last_and_one_bills_the_plan(feed: list[dict]) -> None:
+def test_invoices_come_last_some_overstated_then_corrected_one_unproven(feed: list[dict]) -> None:
     invoices = [e for e in feed if e["type"] == "invoice.submitted"]
-    assert len(invoices) == 3
+    assert len(invoices) == 4  # three invoices, one of them corrected
     assert feed[-len(invoices):] == invoices
     for inv in invoices:
         assert inv["total_pence"] == sum(line["amount_pence"] for line in inv["lines"])
         assert inv["period_start"] == "2026-04-06"
+    versions = Counter(inv["invoice_id"] for inv in invoices)
+    [corrected] = [i for i, n in versions.items() if n == 2]
+    first, second = [inv for inv in invoices if inv["invoice_id"] == corrected]
+    assert first["occurred_at"] < second["occurred_at"]
+    # The first version bills each call over its length; the correction bills less, line for line.
+    assert second["total_pence"] < first["total_pence"]
+    assert [line["shift_id"] for line in second["lines"]] == [line["shift_id"] for line in first["lines"]]
+    assert all(b["minutes"] < a["minutes"] for a, b in zip(first["lines"], second["lines"], strict=True))
+    # Another bills a line naming no visit: unproven.
+    assert sum(1 for inv in invoices for line in inv["lines"] if "shift_id" not in line) == 1
+
+
+def test_some_packages_are_near_and_some_over_budget(feed: list[dict]) -> None:
+    """DOMAIN.md "Budget": forecast = plan weekly spend x the weeks left (nothing spent yet, the day starting
+    Monday 6 April 2026, the budget year ending 31 March 2027)."""
+    weeks = ((date(2027, 3, 31) - date(2026, 4, 6)).days + 1) / 7
+    levels: Counter[str] = Counter()
+    for p in (e for e in feed if e["type"] == "package.approved"):
+        day = {r["service_type"]: r["pence_per_hour"] for r in p["rates"] if r["band"] == "day"}
+        weekly = sum(line["minutes_per_week"] * line["carers"] * day[line["service_type"]] / 60 for line in p["plan"])
+        forecast = weekly * weeks
+        if forecast > p["budget_pence"]:
+            levels["critical"] += 1
+        elif forecast > p["budget_pence"] - p["contingency_pence"]:
+            levels["warning"] += 1
+    assert levels["critical"] >= 1 and levels["warning"] >= 1
 
 
 def test_default_start_is_the_coming_monday_at_six_london() -> None:

@@ -72,8 +72,9 @@ def to_wire(alert: AlertRecord) -> dict[str, Any]:
         "package_id": alert.package_id, "shift_id": alert.shift_id, "carer_id": alert.carer_id,
         "provider_id": alert.provider_id, "commissioner_id": alert.commissioner_id,
         "caused_by_late_data": alert.caused_by_late_data, "details": alert.details,
+        "commissioner_ids": list(alert.commissioner_ids), "provider_ids": list(alert.provider_ids),
         "history": [{"status": h.status, "changed_at": h.changed_at.isoformat(), "changed_by": h.changed_by,
-                     "note": h.note} for h in alert.history],
+                     "note": h.note, "severity": h.severity} for h in alert.history],
     }
 
 
@@ -85,7 +86,10 @@ def from_wire(data: Mapping[str, Any]) -> AlertRecord:
     fields = {k: data[k] for k in AlertRecord.__dataclass_fields__ if k in data and k != "history"}
     for k in ("raised_at", "resolved_at", "updated_at"):
         fields[k] = instant(data.get(k))
-    history = tuple(AlertChange(h["status"], datetime.fromisoformat(h["changed_at"]), h["changed_by"], h.get("note"))
+    for k in ("commissioner_ids", "provider_ids"):
+        fields[k] = tuple(data.get(k) or ())
+    history = tuple(AlertChange(h["status"], datetime.fromisoformat(h["changed_at"]), h["changed_by"], h.get("note"),
+                                h.get("severity"))
                     for h in data.get("history", []))
     return AlertRecord(**fields, history=history)
 

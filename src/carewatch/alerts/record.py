@@ -14,6 +14,7 @@ class AlertChange:
     changed_at: datetime
     changed_by: str
     note: str | None
+    severity: str | None = None  # set when the change was one of level (a graded kind)
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,6 @@ class AlertRecord:
     caused_by_late_data: bool
     details: dict[str, Any]
     history: tuple[AlertChange, ...] = ()
+    # Who the alert reaches (security/roles.Viewer.may_see): the commissioners and providers involved.
+    commissioner_ids: tuple[str, ...] = ()
+    provider_ids: tuple[str, ...] = ()

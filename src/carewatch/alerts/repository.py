@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +16,10 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from carewatch.alerts.record import AlertChange, AlertRecord
-from carewatch.domain.alert_rules import ONCE_PER_SUBJECT, AlertDecision, AlertKind
+from carewatch.domain.alert_rules import GRADED, ONCE_PER_SUBJECT, AlertDecision, AlertKind
+from carewatch.domain.audience import involvement
 from carewatch.domain.double_booking import RecordedOverlap
+from carewatch.store.audience import commissioners_involved
 
 SYSTEM = "carewatch"
 ACTIVE = ("open", "acknowledged")
@@ -32,12 +35,15 @@ class AlertTransitionError(ValueError):
 
 _COLUMNS = (
     "id, kind, severity, status, subject_type, subject_id, raised_at, resolved_at, updated_at, "
-    "message, package_id, shift_id, carer_id, provider_id, commissioner_id, caused_by_late_data, details"
+    "message, package_id, shift_id, carer_id, provider_id, commissioner_id, caused_by_late_data, details, "
+    "commissioner_ids, provider_ids"
 )
 
 
 def _alert(row: dict[str, Any], history: Sequence[AlertChange] = ()) -> AlertRecord:
-    return AlertRecord(**row, history=tuple(history))
+    fields = {**row, "commissioner_ids": tuple(row.get("commissioner_ids") or ()),
+              "provider_ids": tuple(row.get("provider_ids") or ())}
+    return AlertRecord(**fields, history=tuple(history))
 
 
 async def _record(
@@ -59,18 +65,26 @@ def _auto_note(d: AlertDecision) -> str:
     return "auto-resolved: the condition no longer holds"
 
 
+# The commissioners an alert reaches: its own, and those of the packages involved (JSON array text).
+_AUDIENCE = """ARRAY(SELECT DISTINCT x FROM unnest(ARRAY[d.commissioner]
+                  || ARRAY(SELECT jsonb_array_elements_text(d.audience::jsonb))) AS x
+                  WHERE x IS NOT NULL ORDER BY x)"""
+
 # Raise: one active alert per kind and subject (the partial unique index), and once-per-subject
 # kinds never raised twice for a subject. Resolve: close the active alert of kind and subject.
 # Each statement takes a whole round of decisions as arrays; every change goes to alert_history.
 _RAISE_MANY = f"""
 INSERT INTO alerts (kind, severity, status, subject_type, subject_id, raised_at, updated_at, message,
-                    package_id, shift_id, carer_id, provider_id, commissioner_id, details)
+                    package_id, shift_id, carer_id, provider_id, commissioner_id, details, commissioner_ids,
+                    provider_ids)
 SELECT d.kind, d.severity, 'open', d.st, d.sid, %(now)s, %(now)s, d.message, d.package, d.shift, d.carer,
-       d.provider, d.commissioner, d.details::jsonb
+       d.provider, d.commissioner, d.details::jsonb, {_AUDIENCE}, array_remove(ARRAY[d.provider], NULL)
 FROM unnest(%(kind)s::text[], %(severity)s::text[], %(st)s::text[], %(sid)s::text[], %(message)s::text[],
             %(package)s::text[], %(shift)s::text[], %(carer)s::text[], %(provider)s::text[],
-            %(commissioner)s::text[], %(details)s::text[], %(once)s::boolean[]) WITH ORDINALITY
-     AS d(kind, severity, st, sid, message, package, shift, carer, provider, commissioner, details, once, n)
+            %(commissioner)s::text[], %(details)s::text[], %(once)s::boolean[], %(audience)s::text[])
+     WITH ORDINALITY
+     AS d(kind, severity, st, sid, message, package, shift, carer, provider, commissioner, details, once,
+          audience, n)
 WHERE NOT d.once OR NOT EXISTS (
     SELECT 1 FROM alerts a WHERE a.subject_id = d.sid AND a.kind = d.kind AND a.subject_type = d.st)
 ORDER BY d.n
@@ -121,9 +135,50 @@ async def apply_decisions(
     """Apply the rules' decisions as if one by one, in a few statements a round; return the alerts
     that changed, in decision order, each change once (to publish after commit)."""
     changed: list[AlertRecord] = []
-    for run in _rounds(decisions):
+    for run in _rounds(await with_audience(conn, list(decisions), now)):
         changed += await _apply_round(conn, run, now, by)
     return changed
+
+
+async def with_audience(conn: AsyncConnection[Any], decisions: list[AlertDecision],
+                        now: datetime) -> list[AlertDecision]:
+    """The raises of carer- and provider-level alerts with the commissioners involved (domain/audience.py)."""
+    wanted = [(i, w) for i, d in enumerate(decisions) if (w := involvement(d, now)) is not None]
+    if not wanted:
+        return decisions
+    found = await commissioners_involved(conn, [w for _, w in wanted])
+    out = list(decisions)
+    for (i, _), audience in zip(wanted, found, strict=True):
+        out[i] = replace(out[i], audience=audience)
+    return out
+
+
+_ACTIVE_SEVERITY = """
+SELECT id, kind, subject_type, subject_id, severity, status FROM alerts
+WHERE status IN ('open', 'acknowledged') AND kind = ANY(%s) AND subject_id = ANY(%s) FOR UPDATE"""
+
+
+async def regrade(conn: AsyncConnection[Any], decisions: Iterable[AlertDecision], now: datetime,
+                  by: str = SYSTEM) -> list[AlertRecord]:
+    """A graded kind's active alert takes the level its raise decision says (warning <-> critical), the
+    message and figures with it; each change of level is kept in history with the new severity."""
+    wanted = {_key(d): d for d in decisions if d.action == "raise" and d.kind in GRADED}
+    if not wanted:
+        return []
+    cur = await conn.execute(_ACTIVE_SEVERITY, (sorted({k[0] for k in wanted}), sorted({k[2] for k in wanted})))
+    changed_ids: list[int] = []
+    for alert_id, kind, st, sid, severity, status in await cur.fetchall():
+        d = wanted.get((kind, st, sid))
+        if d is None or d.severity == severity:
+            continue
+        await conn.execute("UPDATE alerts SET severity = %s, message = %s, details = %s::jsonb, updated_at = %s"
+                           " WHERE id = %s", (d.severity, d.message, json.dumps(d.details), now, alert_id))
+        await conn.execute(
+            "INSERT INTO alert_history (alert_id, status, changed_at, changed_by, note, severity)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (alert_id, status, now, by, f"severity {severity} -> {d.severity}: {d.message}", d.severity))
+        changed_ids.append(alert_id)
+    return await get_alerts(conn, changed_ids)
 
 
 async def _apply_round(conn: AsyncConnection[Any], decisions: Sequence[AlertDecision], now: datetime,
@@ -145,6 +200,7 @@ async def _apply_round(conn: AsyncConnection[Any], decisions: Sequence[AlertDeci
                 "shift": [d.shift_id for d in ds], "carer": [d.carer_id for d in ds],
                 "provider": [d.provider_id for d in ds], "commissioner": [d.commissioner_id for d in ds],
                 "details": [json.dumps(d.details) for d in ds], "once": [d.kind in ONCE_PER_SUBJECT for d in ds],
+                "audience": [json.dumps(list(d.audience)) for d in ds],
             })
             for row in await cur.fetchall():
                 key = (row["kind"], row["subject_type"], row["subject_id"])
@@ -192,13 +248,13 @@ def worth_applying(decisions: Iterable[AlertDecision], open_now: set[tuple[str, 
 
 async def histories(conn: AsyncConnection[Any], alert_ids: Sequence[int]) -> dict[int, list[AlertChange]]:
     cur = await conn.execute(
-        "SELECT alert_id, status, changed_at, changed_by, note FROM alert_history "
+        "SELECT alert_id, status, changed_at, changed_by, note, severity FROM alert_history "
         "WHERE alert_id = ANY(%s) ORDER BY alert_id, id",
         (list(alert_ids),),
     )
     found: dict[int, list[AlertChange]] = {}
-    for alert_id, status, at, by, note in await cur.fetchall():
-        found.setdefault(alert_id, []).append(AlertChange(status, at, by, note))
+    for alert_id, status, at, by, note, severity in await cur.fetchall():
+        found.setdefault(alert_id, []).append(AlertChange(status, at, by, note, severity))
     return found
 
 
@@ -273,9 +329,13 @@ async def recorded_overlaps(conn: AsyncConnection[Any], carer_ids: Sequence[str]
 
 _SETTLED = f"""
 INSERT INTO alerts (kind, severity, status, subject_type, subject_id, raised_at, resolved_at, updated_at,
-                    message, package_id, shift_id, carer_id, provider_id, commissioner_id, details)
-VALUES (%(kind)s, %(severity)s, 'auto_resolved', %(st)s, %(sid)s, %(now)s, %(now)s, %(now)s, %(message)s,
-        %(package)s, %(shift)s, %(carer)s, %(provider)s, %(commissioner)s, %(details)s::jsonb)
+                    message, package_id, shift_id, carer_id, provider_id, commissioner_id, details,
+                    commissioner_ids, provider_ids)
+SELECT %(kind)s, %(severity)s, 'auto_resolved', %(st)s, %(sid)s, %(now)s, %(now)s, %(now)s, %(message)s,
+        %(package)s, %(shift)s, %(carer)s, d.provider, d.commissioner, %(details)s::jsonb, {_AUDIENCE},
+        array_remove(ARRAY[d.provider], NULL)
+FROM (SELECT %(provider)s::text AS provider, %(commissioner)s::text AS commissioner,
+             %(audience)s::text AS audience) AS d
 RETURNING {_COLUMNS}"""
 
 
@@ -285,12 +345,12 @@ async def record_settled(conn: AsyncConnection[Any], decisions: Sequence[AlertDe
     alert raised and auto-resolved at once, both changes in its history; the active one is untouched."""
     changed: list[AlertRecord] = []
     async with conn.cursor(row_factory=dict_row) as cur:
-        for d in decisions:
+        for d in await with_audience(conn, list(decisions), now):
             await cur.execute(_SETTLED, {
                 "kind": d.kind.value, "severity": d.severity, "st": d.subject_type, "sid": d.subject_id,
                 "now": now, "message": d.message, "package": d.package_id, "shift": d.shift_id,
                 "carer": d.carer_id, "provider": d.provider_id, "commissioner": d.commissioner_id,
-                "details": json.dumps(d.details)})
+                "details": json.dumps(d.details), "audience": json.dumps(list(d.audience))})
             row = await cur.fetchone()
             assert row is not None
             changes = [AlertChange("open", now, by, f"raised: {d.message}"),

@@ -23,11 +23,13 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from carewatch import metrics
+from carewatch.alerts.budgets import sweep_budgets
 from carewatch.alerts.bus import AlertBus, Channels
 from carewatch.alerts.lease import Lease
 from carewatch.alerts.record import AlertRecord
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import Clock, parse_clock
+from carewatch.domain.calendar import zone
 from carewatch.logs import Outage
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
@@ -48,6 +50,11 @@ class Intervals:
     fast_seconds: float = 1.0
     slow_seconds: float = 30.0
     lease_seconds: float = 1.0
+
+
+async def _slow_and_budgets(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertRecord]:
+    """The slow sweeps, then BUDGET_AT_RISK for the packages no batch has judged for a day."""
+    return await sweep_slow(conn, now, config) + await sweep_budgets(conn, now, zone(config.timezone))
 
 
 class AlertScheduler:
@@ -120,7 +127,7 @@ class AlertScheduler:
         return await self._sweep("absence", sweep_absences, self.intervals.fast_seconds)
 
     async def sweep_slow(self) -> list[AlertRecord]:
-        return await self._sweep("delivery/pattern/pay", sweep_slow, self.intervals.slow_seconds)
+        return await self._sweep("delivery/pattern/pay", _slow_and_budgets, self.intervals.slow_seconds)
 
     async def start(self) -> None:
         await self.lease.tick()

@@ -24,7 +24,7 @@ from carewatch.domain.model import Location, Shift
 from carewatch.domain.thresholds import Thresholds
 
 Severity = Literal["info", "warning", "critical"]
-SubjectType = Literal["shift", "carer", "package", "provider"]
+SubjectType = Literal["shift", "carer", "package", "provider", "invoice"]
 Action = Literal["raise", "resolve"]
 
 
@@ -41,7 +41,9 @@ class AlertKind(StrEnum):
     DOUBLE_BOOKED_CARER = "DOUBLE_BOOKED_CARER"
     UNDER_DELIVERY = "UNDER_DELIVERY"
     OVER_DELIVERY = "OVER_DELIVERY"
+    BUDGET_AT_RISK = "BUDGET_AT_RISK"
     PAY_BELOW_MINIMUM = "PAY_BELOW_MINIMUM"
+    INVOICE_DISPUTED = "INVOICE_DISPUTED"
     PROVIDER_PATTERN = "PROVIDER_PATTERN"
 
 
@@ -58,9 +60,14 @@ SEVERITY: dict[AlertKind, Severity] = {
     AlertKind.DOUBLE_BOOKED_CARER: "warning",
     AlertKind.UNDER_DELIVERY: "warning",
     AlertKind.OVER_DELIVERY: "warning",
+    AlertKind.BUDGET_AT_RISK: "warning",  # or critical: graded, see GRADED
     AlertKind.PAY_BELOW_MINIMUM: "warning",
+    AlertKind.INVOICE_DISPUTED: "warning",
     AlertKind.PROVIDER_PATTERN: "warning",
 }
+
+# Kinds whose severity follows the condition's level: a change of level updates the open alert.
+GRADED: frozenset[AlertKind] = frozenset({AlertKind.BUDGET_AT_RISK})
 
 # A shift, or a carer on a shift, is late or missed once: after a human resolves such an alert
 # the sweeps must not raise it again. Alerts of the other kinds describe a state that can recur.
@@ -95,10 +102,14 @@ class AlertDecision:
     commissioner_id: str | None = None
     late_data: bool = False
     details: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    level: Severity | None = None  # a graded kind's severity now (GRADED); None: the kind's default
+    # Who else the alert reaches (security/roles.Viewer.may_see), beside commissioner_id and provider_id:
+    # the commissioners of the packages a carer attended, or of a provider's packages.
+    audience: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def severity(self) -> Severity:
-        return SEVERITY[self.kind]
+        return self.level or SEVERITY[self.kind]
 
 
 @dataclass(frozen=True)

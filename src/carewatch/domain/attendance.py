@@ -80,7 +80,8 @@ def attendance_pairs(
             pairs.extend(_carer_pairs(events))
     for carer_id, c in latest.items():
         pairs.append(AttendancePair(carer_id, _second(c.clock_in_at), _second(c.clock_out_at),
-                                    CORRECTED, verified=False))
+                                    CORRECTED, verified=False, reason_code=c.reason_code,
+                                    corrected_by=c.corrected_by, corrected_at=c.occurred_at))
     return tuple(sorted(pairs, key=lambda p: (p.clock_in_at, p.carer_id, p.clock_out_at is None,
                                               p.clock_out_at or p.clock_in_at, p.method)))
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from typing import Any
 
 from carewatch.domain.budget import plan_weekly_spend
 from carewatch.domain.delivery import plan_minutes_per_week
-from carewatch.domain.model import Package
+from carewatch.domain.model import Package, ShiftLedger
 from carewatch.domain.money import round_half_up, spend_pence
 
 ORDER_HEADROOM = Fraction(11, 10)  # the provider may bill up to 10% over the order
@@ -194,4 +195,33 @@ def three_way_match(
         matched_pence=round_half_up(matched),
         lines=tuple(lines),
         reasons=tuple(reasons),
+    )
+
+
+def match_against_ledgers(package: Package, invoice: Invoice, ledgers: Sequence[ShiftLedger]) -> InvoiceMatch:
+    """The three-way match with the proof of delivery taken from the ledgers of the package's shifts
+    starting in the invoice period (the caller selects them by local dates, calendar.period_bounds)."""
+    return three_way_match(
+        package,
+        invoice,
+        shift_payable_seconds={lg.shift_id: lg.payable_seconds for lg in ledgers},
+        shifts_with_attendance={lg.shift_id for lg in ledgers if lg.attendance or lg.actual_seconds > 0},
+        delivered_rate_seconds=sum(lg.rate_seconds for lg in ledgers),
+        shift_rate_seconds={lg.shift_id: lg.rate_seconds for lg in ledgers},
+    )
+
+
+def invoice_from_payload(payload: Mapping[str, Any]) -> Invoice:
+    """An invoice.submitted's payload (contracts/care-event.schema.json) as the domain's value."""
+    return Invoice(
+        invoice_id=str(payload["invoice_id"]),
+        package_id=str(payload["package_id"]),
+        provider_id=str(payload["provider_id"]),
+        period_start=date.fromisoformat(str(payload["period_start"])),
+        period_end=date.fromisoformat(str(payload["period_end"])),
+        total_pence=int(payload["total_pence"]),
+        lines=tuple(InvoiceLineInput(minutes=exact_minutes(line.get("minutes", 0)),
+                                     amount_pence=int(line.get("amount_pence", 0)),
+                                     shift_id=line.get("shift_id"), service_type=line.get("service_type"))
+                    for line in payload.get("lines", ())),
     )

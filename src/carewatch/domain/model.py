@@ -118,6 +118,10 @@ class AttendancePair:
     clock_out_at: datetime | None
     method: str
     verified: bool
+    # Set when a visit.corrected made this pair: its reason code, who made it and when (occurred_at).
+    reason_code: str | None = None
+    corrected_by: str | None = None
+    corrected_at: datetime | None = None
 
     @property
     def seconds(self) -> int:

@@ -53,6 +53,6 @@ def alert_matches(f: AlertFilter | None, a: AlertRecord) -> bool:
         and (not f.statuses or a.status in f.statuses)
         and (f.package_id is None or a.package_id == str(f.package_id))
         and (f.provider_id is None or a.provider_id == str(f.provider_id))
-        and (f.commissioner_id is None or a.commissioner_id == str(f.commissioner_id))
+        and (f.commissioner_id is None or str(f.commissioner_id) in (a.commissioner_ids or (a.commissioner_id,)))
         and (since is None or a.updated_at >= since)
     )

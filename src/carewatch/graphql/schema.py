@@ -17,7 +17,7 @@ from carewatch.graphql.types.alert import Alert
 from carewatch.graphql.types.caller import AlertKindInfo, Caller, alert_kinds
 from carewatch.graphql.types.clock import ProcessingClock
 from carewatch.graphql.types.connection import Connection
-from carewatch.graphql.types.invoice import Invoice
+from carewatch.graphql.types.invoice import Invoice, InvoiceFilter
 from carewatch.graphql.types.package import CarePackage
 from carewatch.graphql.types.shift import Shift
 from carewatch.security.limits import BATCHING, graphql_extensions
@@ -46,6 +46,11 @@ class Query:
     @strawberry.field(description="One invoice with its three-way match, or null.")
     async def invoice(self, info: Info, id: strawberry.ID) -> Invoice | None:
         return await invoices.invoice(info, str(id))
+
+    @strawberry.field(description="Invoices (latest versions) in (periodStart, id) order, each with its match.")
+    async def invoices(self, info: Info, filter: InvoiceFilter | None = None, first: int | None = None,
+                       after: str | None = None) -> Connection[Invoice]:
+        return await invoices.invoices(info, filter, first, after)
 
     @strawberry.field(description="Alerts the caller may see, newest first; `since` catches up.")
     async def alerts(self, info: Info, filter: AlertFilter | None = None, first: int | None = None,

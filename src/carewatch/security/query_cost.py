@@ -3,7 +3,8 @@
 The cost of a request is the sum over its operations (a batch counts whole) of:
 - every field selected costs 1 (the API's CPU goes field by field, scalars included);
 - a field that takes `first` costs 1 + first x the cost of what it selects (`first` as asked, from a
-  literal or a variable, else the argument's default, else the default page size);
+  literal or a variable, else the argument's default, else the default page size; at most the page
+  cap of 500, above which the resolver refuses `first` itself);
 - other list fields (edges, attendance, history, lines) are bounded by their parent and cost what they select;
 - fragments cost what they select, aliases each cost in full.
 
@@ -41,7 +42,7 @@ from graphql import (
 )
 from prometheus_client import Counter
 
-from carewatch.security.limits import DEFAULT_PAGE_SIZE, MAX_QUERY_TOKENS
+from carewatch.security.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_QUERY_TOKENS
 
 REFUSED_FOR_COST = Counter("carewatch_query_cost_refused_total",
                            "GraphQL requests refused before execution because their cost was over the limit")
@@ -94,7 +95,8 @@ class _Costing:
             value = declared.default_value
         if not isinstance(value, int) or isinstance(value, bool):
             return DEFAULT_PAGE_SIZE
-        return max(value, 0)
+        # Past the page cap the resolver refuses `first` itself, with a clearer message than a cost.
+        return min(max(value, 0), MAX_PAGE_SIZE)
 
     def selection(self, selection_set: SelectionSetNode | None, parent: GraphQLNamedType | None,
                   seen: frozenset[str] = frozenset()) -> int:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
+
+Reach = Literal["everything", "nothing", "commissioner", "provider"]
 
 
 class Role(StrEnum):
@@ -59,6 +63,32 @@ class Viewer:
     @property
     def provider_id(self) -> str | None:
         return self.scope if self.role in (Role.PROVIDER, Role.INGEST) else None
+
+    @property
+    def reach(self) -> tuple[Reach, str | None]:
+        """The one read-scope rule (GRAPHQL.md): what this viewer may read, as (kind, id). Everything
+        for admin; nothing for ingest; else the rows that involve its commissioner or its provider.
+        store/scope.py writes it as SQL; may_see applies it to a record in hand (an alert on the bus)."""
+        if self.is_admin:
+            return "everything", None
+        if not self.may_read:
+            return "nothing", None
+        if self.commissioner_id is not None:
+            return "commissioner", self.commissioner_id
+        if self.provider_id is not None:
+            return "provider", self.provider_id
+        return "nothing", None
+
+    def may_see(self, commissioner_ids: Collection[str | None], provider_ids: Collection[str | None]) -> bool:
+        """Whether a record involving these commissioners and providers exists for this viewer."""
+        kind, party = self.reach
+        if kind == "everything":
+            return True
+        if kind == "commissioner":
+            return party in commissioner_ids
+        if kind == "provider":
+            return party in provider_ids
+        return False
 
 
 def parse_role(text: str) -> Role:

@@ -1,4 +1,8 @@
-"""Providers' invoices at the end of the window: most bill what was delivered, one bills the plan."""
+"""Providers' invoices at the end of the window, so that the three-way match has all its outcomes:
+the first invoicing package bills every call 10 minutes over plan (overstated: disputed), then sends a
+correction billing what was delivered (matched: the alert auto-resolves); the second bills what was
+delivered plus a travel supplement naming no visit (unproven: it stays disputed); the rest bill what
+was delivered (matched)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,26 @@ from typing import Any
 
 from carewatch.simulator.options import FeedOptions
 from carewatch.simulator.visits import Timed, VisitRecord
+
+OVERSTATED, UNPROVEN = 0, 1  # which of the chosen packages bills wrongly
+PADDING_MINUTES = 10
+CORRECTED_AFTER = timedelta(hours=2)
+
+
+def _lines(records: list[VisitRecord], padded: bool) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    for record in records:
+        if record.cancelled_by:
+            continue
+        shift = record.shift
+        seconds = (shift.seconds + PADDING_MINUTES * 60) * shift.visit.carers if padded else record.payable_seconds
+        if seconds <= 0:
+            continue
+        minutes = seconds // 60
+        rate = shift.package.day_rate(shift.visit.service_type)
+        lines.append({"shift_id": shift.shift_id, "service_type": shift.visit.service_type,
+                      "minutes": minutes, "amount_pence": minutes * rate // 60})
+    return lines
 
 
 def invoices(rng: random.Random, records: list[VisitRecord], options: FeedOptions) -> list[Timed]:
@@ -22,27 +46,22 @@ def invoices(rng: random.Random, records: list[VisitRecord], options: FeedOption
     billed_at = max((when for r in records for when, _ in r.events), default=options.end) + timedelta(hours=1)
     found: list[Timed] = []
     for n, package_id in enumerate(chosen):
-        # The first invoice bills every call at its planned length, missed or short ones too, as
-        # careless rosters do: the three-way match should dispute it. The others bill what was delivered.
-        bills_plan = n == 0
-        lines: list[dict[str, Any]] = []
-        for record in by_package[package_id]:
-            if record.cancelled_by:
-                continue
-            shift = record.shift
-            seconds = shift.seconds * shift.visit.carers if bills_plan else record.payable_seconds
-            if seconds <= 0:
-                continue
-            minutes = seconds // 60
-            rate = shift.package.day_rate(shift.visit.service_type)
-            lines.append({"shift_id": shift.shift_id, "service_type": shift.visit.service_type,
-                          "minutes": minutes, "amount_pence": minutes * rate // 60})
+        lines = _lines(by_package[package_id], padded=n == OVERSTATED)
+        if n == UNPROVEN and lines:
+            service = lines[0]["service_type"]
+            rate = by_package[package_id][0].shift.package.day_rate(service)
+            lines.append({"service_type": service, "minutes": 45, "amount_pence": 45 * rate // 60})
         if not lines:
             continue
         package = by_package[package_id][0].shift.package
+        invoice = {"type": "invoice.submitted", "invoice_id": f"INV-{package_id[4:]}-{first:%Y%m%d}",
+                   "package_id": package_id, "provider_id": package.provider.provider_id,
+                   "period_start": first.isoformat(), "period_end": last.isoformat()}
         found.append((billed_at + timedelta(minutes=n), {
-            "type": "invoice.submitted", "invoice_id": f"INV-{package_id[4:]}-{first:%Y%m%d}",
-            "package_id": package_id, "provider_id": package.provider.provider_id,
-            "period_start": first.isoformat(), "period_end": last.isoformat(), "lines": lines,
-            "total_pence": sum(line["amount_pence"] for line in lines)}))
+            **invoice, "lines": lines, "total_pence": sum(line["amount_pence"] for line in lines)}))
+        if n == OVERSTATED:  # the provider's correction: the same invoice id, billing what was delivered
+            corrected = _lines(by_package[package_id], padded=False)
+            if corrected:
+                found.append((billed_at + CORRECTED_AFTER, {
+                    **invoice, "lines": corrected, "total_pence": sum(line["amount_pence"] for line in corrected)}))
     return found

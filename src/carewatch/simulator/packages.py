@@ -109,10 +109,21 @@ def make_package(rng: random.Random, number: int, commissioner: Commissioner, pr
     weekly = sum(v.minutes * v.carers * len(v.weekdays) * rate[v.service_type] for v in visits) / 60
     period_start, period_end = financial_year(day)
     weeks = ((period_end - period_start).days + 1) / 7
-    # Most budgets cover the plan with room to spare; about one in six is set too tight (BUDGET_AT_RISK).
+    # Most budgets cover the plan with room to spare; about one in six is set too tight.
     core = weekly * weeks * (rng.uniform(0.85, 0.99) if rng.random() < 0.17 else rng.uniform(1.02, 1.2))
     contingency = round(core * 0.05 / 100) * 100
     budget = round(core / 100) * 100 + contingency
+    # Every ninth package is near its budget and another over it, so that BUDGET_AT_RISK shows at once as
+    # a warning and as a critical alert: judged against the forecast from the simulated day (the plan for
+    # the weeks left in the budget year), with a few percent to spare either side so that a day's care
+    # cannot move it across a line.
+    forecast = weekly * max(1.0, ((period_end - day).days + 1) / 7)
+    if number % 9 == 4:  # forecast eats into the contingency: warning
+        contingency = round(forecast * 0.08 / 100) * 100
+        budget = round(forecast * 1.04 / 100) * 100
+    elif number % 9 == 8:  # forecast beyond the budget: critical
+        budget = round(forecast * 0.93 / 100) * 100
+        contingency = round(budget * 0.05 / 100) * 100
     # People live within a few kilometres of the commissioner's centre.
     lat = round(commissioner.lat + rng.uniform(-0.04, 0.04), 6)
     lon = round(commissioner.lon + rng.uniform(-0.06, 0.06), 6)

@@ -84,14 +84,21 @@ INSERT INTO visit_corrections (event_id, shift_id, carer_id, clock_in_at, clock_
                                corrected_by, occurred_at)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING"""
 
+# The latest version by (occurred_at, event_id) is the invoice; every version is kept in invoice_versions.
 _INVOICE = """
 INSERT INTO invoices (invoice_id, package_id, provider_id, period_start, period_end, total_pence, lines,
-                      submitted_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s)
+                      submitted_at, event_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)
 ON CONFLICT (invoice_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
     period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,
-    total_pence = EXCLUDED.total_pence, lines = EXCLUDED.lines, submitted_at = EXCLUDED.submitted_at
-WHERE invoices.submitted_at < EXCLUDED.submitted_at"""
+    total_pence = EXCLUDED.total_pence, lines = EXCLUDED.lines, submitted_at = EXCLUDED.submitted_at,
+    event_id = EXCLUDED.event_id
+WHERE (invoices.submitted_at, invoices.event_id) < (EXCLUDED.submitted_at, EXCLUDED.event_id)"""
+
+_INVOICE_VERSION = """
+INSERT INTO invoice_versions (invoice_id, package_id, provider_id, period_start, period_end, total_pence, lines,
+                              submitted_at, event_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (invoice_id, event_id) DO NOTHING"""
 
 _ACTIVITY = """
 INSERT INTO activities (event_id, carer_id, provider_id, package_id, kind, minutes, occurred_at)
@@ -145,7 +152,7 @@ def _row(e: CareEvent) -> tuple[str, tuple[Any, ...]]:
                                  parse_instant(p["clock_out_at"]), p["reason_code"], p["corrected_by"], at)
         case "invoice.submitted":
             return _INVOICE, (p["invoice_id"], p["package_id"], p["provider_id"], p["period_start"],
-                              p["period_end"], p["total_pence"], json.dumps(p["lines"]), at)
+                              p["period_end"], p["total_pence"], json.dumps(p["lines"]), at, e.event_id)
         case "activity.logged":
             return _ACTIVITY, (e.event_id, p["carer_id"], p["provider_id"], p.get("package_id"), p["kind"],
                                p["minutes"], at)
@@ -186,6 +193,8 @@ async def write_entities(conn: AsyncConnection[Any], events: Sequence[CareEvent]
                 await cur.execute(merge)
             else:
                 await cur.executemany(sql, groups[sql])
+            if sql is _INVOICE:
+                await cur.executemany(_INVOICE_VERSION, groups[sql])
         announced = groups[_SHIFT]
         if announced:
             await cur.execute(_ANNOUNCED, ([r[0] for r in announced], [r[10] for r in announced],

@@ -53,7 +53,9 @@ def ledger_row(ledger: ShiftLedger, now: datetime) -> tuple[Any, ...]:
     bands = ledger.band_seconds
     attendance = [
         {"carerId": a.carer_id, "clockInAt": _instant(a.clock_in_at), "clockOutAt": _instant(a.clock_out_at),
-         "method": a.method, "verified": a.verified}
+         "method": a.method, "verified": a.verified,
+         **({"reasonCode": a.reason_code, "correctedBy": a.corrected_by, "correctedAt": _instant(a.corrected_at)}
+            if a.corrected_at is not None else {})}
         for a in ledger.attendance
     ]
     return (ledger.shift_id, ledger.package_id, ledger.provider_id, ledger.starts_at, ledger.planned_seconds,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -199,6 +199,44 @@ async def invoice_by_id(pool: AsyncConnectionPool, viewer: Viewer, invoice_id: s
     ).format(scope=scope)
     rows = await _fetch(pool, query, [*scope_params, invoice_id])
     return invoice_from_row(rows[0]) if rows else None
+
+
+@dataclass(frozen=True)
+class InvoiceQuery:
+    """InvoiceFilter as the store sees it: period_start within [period_from, period_before)."""
+
+    package_id: str | None = None
+    provider_id: str | None = None
+    commissioner_id: str | None = None
+    status: str | None = None
+    period_from: date | None = None
+    period_before: date | None = None
+
+
+async def list_invoices(pool: AsyncConnectionPool, viewer: Viewer, f: InvoiceQuery, *,
+                        after: tuple[date, str] | None, limit: int) -> list[InvoiceRecord]:
+    """Latest versions in (period_start, invoice_id) order after the `after` key, at most `limit`."""
+    scope, scope_params = scope_condition(viewer, "p.commissioner_id", "i.provider_id")
+    after_start, after_id = after if after else (None, None)
+    query = sql.SQL(
+        "SELECT i.* FROM invoices i LEFT JOIN packages p ON p.package_id = i.package_id WHERE {scope}"
+        " AND (%s::text IS NULL OR i.package_id = %s) AND (%s::text IS NULL OR i.provider_id = %s)"
+        " AND (%s::text IS NULL OR p.commissioner_id = %s) AND (%s::text IS NULL OR i.status = %s)"
+        " AND (%s::date IS NULL OR i.period_start >= %s) AND (%s::date IS NULL OR i.period_start < %s)"
+        " AND (%s::date IS NULL OR (i.period_start, i.invoice_id) > (%s::date, %s::text))"
+        " ORDER BY i.period_start, i.invoice_id LIMIT %s").format(scope=scope)
+    params: list[object] = [*scope_params, f.package_id, f.package_id, f.provider_id, f.provider_id,
+                            f.commissioner_id, f.commissioner_id, f.status, f.status, f.period_from,
+                            f.period_from, f.period_before, f.period_before, after_start, after_start, after_id,
+                            limit]
+    return [invoice_from_row(r) for r in await _fetch(pool, query, params)]
+
+
+async def invoice_history(pool: AsyncConnectionPool, invoice_id: str, current_event_id: str) -> list[InvoiceRecord]:
+    """Earlier versions of an (already scoped) invoice, newest first: every version but the current."""
+    query = sql.SQL("SELECT * FROM invoice_versions WHERE invoice_id = %s AND event_id <> %s"
+                    " ORDER BY submitted_at DESC, event_id DESC")
+    return [invoice_from_row(r) for r in await _fetch(pool, query, [invoice_id, current_event_id])]
 
 
 async def count_rejected_events(pool: AsyncConnectionPool) -> dict[tuple[str, str], int]:

@@ -54,6 +54,8 @@ class InvoiceRecord:
     total_pence: int
     lines: tuple[InvoiceLineRecord, ...]
     submitted_at: datetime
+    event_id: str = ""  # the invoice.submitted that made this version
+    status: str | None = None  # the stored match of the latest version (MATCHED, DISPUTED), None before one
 
 
 def period_bounds(start: date, end_inclusive: date, tz: str) -> tuple[datetime, datetime]:
@@ -137,6 +139,9 @@ def attendance_from_json(items: Any) -> tuple[AttendancePair, ...]:
             clock_out_at=_instant(item.get("clockOutAt")),
             method=str(item.get("method", "")),
             verified=bool(item.get("verified", True)),
+            reason_code=item.get("reasonCode"),
+            corrected_by=item.get("correctedBy"),
+            corrected_at=_instant(item.get("correctedAt")),
         ))
     return tuple(pairs)
 
@@ -187,4 +192,6 @@ def invoice_from_row(row: Row) -> InvoiceRecord:
         total_pence=int(row["total_pence"]),
         lines=lines,
         submitted_at=row["submitted_at"],
+        event_id=str(row.get("event_id") or ""),
+        status=row.get("status"),
     )

@@ -12,22 +12,24 @@ ADMIN = Viewer(Role.ADMIN, None)
 
 
 def scope_condition(
-    viewer: Viewer, commissioner_col: str, provider_col: str
+    viewer: Viewer, commissioner_col: str, provider_col: str, *, arrays: bool = False
 ) -> tuple[sql.Composable, list[str]]:
-    """A WHERE condition (and its parameters) keeping only rows this viewer may read.
+    """A WHERE condition (and its parameters) keeping only rows this viewer may read: Viewer.reach,
+    the same rule Viewer.may_see applies in Python. With `arrays`, the columns hold every commissioner
+    and provider involved (text[], as alerts do) rather than one.
 
     Columns are `alias.column` names written in the caller's SQL, never taken from input.
     What the role may not read gives FALSE, so it is simply absent, never an error.
     """
-    if viewer.is_admin:
+    kind, party = viewer.reach
+    if kind == "everything":
         return sql.SQL("TRUE"), []
-    if not viewer.may_read:
+    if party is None or kind == "nothing":
         return sql.SQL("FALSE"), []  # ingest tokens only post events
-    if viewer.commissioner_id is not None:
-        return sql.SQL("{} = %s").format(_column(commissioner_col)), [viewer.commissioner_id]
-    if viewer.provider_id is not None:
-        return sql.SQL("{} = %s").format(_column(provider_col)), [viewer.provider_id]
-    return sql.SQL("FALSE"), []
+    column = _column(commissioner_col if kind == "commissioner" else provider_col)
+    if arrays:
+        return sql.SQL("{} @> ARRAY[%s]::text[]").format(column), [party]
+    return sql.SQL("{} = %s").format(column), [party]
 
 
 def _column(name: str) -> sql.Composable:

@@ -20,14 +20,8 @@ from carewatch.store.scope import scope_condition
 
 
 def visible(viewer: Viewer, a: AlertRecord) -> bool:
-    """The same rule as store/scope.py, for alerts arriving on the bus."""
-    if viewer.is_admin:
-        return True
-    if not viewer.may_read:
-        return False
-    if viewer.commissioner_id is not None:
-        return a.commissioner_id == viewer.commissioner_id
-    return viewer.provider_id is not None and a.provider_id == viewer.provider_id
+    """Viewer.may_see (the rule store/scope.py writes as SQL), for alerts arriving on the bus."""
+    return viewer.may_see(a.commissioner_ids or (a.commissioner_id,), a.provider_ids or (a.provider_id,))
 
 
 async def alerts(
@@ -35,7 +29,7 @@ async def alerts(
 ) -> Connection[Alert]:
     """Newest first (by id); the cursor is the alert id."""
     size = page_size(first)
-    scope, params = scope_condition(info.context.viewer, "a.commissioner_id", "a.provider_id")
+    scope, params = scope_condition(info.context.viewer, "a.commissioner_ids", "a.provider_ids", arrays=True)
     where: list[sql.Composable] = [scope]
     args: list[Any] = list(params)
     if after is not None:
@@ -52,11 +46,13 @@ async def alerts(
         for value, column in (
             (f.package_id, "package_id"),
             (f.provider_id, "provider_id"),
-            (f.commissioner_id, "commissioner_id"),
         ):
             if value is not None:
                 where.append(sql.SQL("{} = %s").format(sql.Identifier("a", column)))
                 args.append(str(value))
+        if f.commissioner_id is not None:  # every alert involving the commissioner (carer alerts too)
+            where.append(sql.SQL("a.commissioner_ids @> ARRAY[%s]::text[]"))
+            args.append(str(f.commissioner_id))
         since = alert_since(f)
         if since is not None:
             where.append(sql.SQL("a.updated_at >= %s"))

@@ -16,6 +16,8 @@ class AlertChange:
     changed_at: datetime
     changed_by: str
     note: str | None
+    severity: str | None = strawberry.field(
+        default=None, description="The new severity, when the change was one of level (BUDGET_AT_RISK).")
 
 
 @strawberry.type
@@ -35,6 +37,9 @@ class Alert:
     provider_id: strawberry.ID | None
     commissioner_id: strawberry.ID | None
     caused_by_late_data: bool
+    commissioner_ids: list[strawberry.ID] = strawberry.field(
+        description="Every commissioner the alert involves: for a carer's or a provider's alert, those of the "
+                    "packages concerned.")
     history: list[AlertChange]
 
     @staticmethod
@@ -55,8 +60,11 @@ class Alert:
             provider_id=_id(a.provider_id),
             commissioner_id=_id(a.commissioner_id),
             caused_by_late_data=a.caused_by_late_data,
+            commissioner_ids=[strawberry.ID(c) for c in a.commissioner_ids or
+                              ((a.commissioner_id,) if a.commissioner_id else ())],
             history=[
-                AlertChange(status=h.status, changed_at=h.changed_at, changed_by=h.changed_by, note=h.note)
+                AlertChange(status=h.status, changed_at=h.changed_at, changed_by=h.changed_by, note=h.note,
+                            severity=h.severity)
                 for h in a.history
             ],
         )

@@ -8,6 +8,8 @@ import strawberry
 from carewatch.domain.invoice_match import InvoiceMatch, LineResult
 from carewatch.domain.invoice_match import LineFinding as LineFindingValue
 from carewatch.domain.money import round_half_up
+from carewatch.graphql.context import Info
+from carewatch.store import read_models
 from carewatch.store.rows import InvoiceRecord
 
 LineFinding = strawberry.enum(LineFindingValue, name="LineFinding",
@@ -38,8 +40,44 @@ class InvoiceLine:
         )
 
 
-@strawberry.type(description="A provider's invoice and its three-way match.")
+@strawberry.input(description="Narrow invoices; from/to bound periodStart as [from, to) in local dates.")
+class InvoiceFilter:
+    package_id: strawberry.ID | None = None
+    provider_id: strawberry.ID | None = None
+    commissioner_id: strawberry.ID | None = None
+    status: str | None = strawberry.field(default=None, description="MATCHED or DISPUTED.")
+    from_: date | None = strawberry.field(default=None, name="from")
+    to: date | None = None
+
+
+@strawberry.type(description="One line as billed in an earlier version of an invoice.")
+class InvoiceVersionLine:
+    shift_id: strawberry.ID | None
+    service_type: str | None
+    invoiced_minutes: float
+    amount_pence: int
+
+
+@strawberry.type(description="An earlier version of an invoice, replaced by the provider's later correction.")
+class InvoiceVersion:
+    submitted_at: datetime
+    period_start: date
+    period_end: date
+    invoiced_pence: int
+    lines: list[InvoiceVersionLine]
+
+    @classmethod
+    def from_row(cls, record: InvoiceRecord) -> "InvoiceVersion":
+        return cls(submitted_at=record.submitted_at, period_start=record.period_start,
+                   period_end=record.period_end, invoiced_pence=record.total_pence,
+                   lines=[InvoiceVersionLine(shift_id=None if line.shift_id is None else strawberry.ID(line.shift_id),
+                                             service_type=line.service_type, invoiced_minutes=float(line.minutes),
+                                             amount_pence=line.amount_pence) for line in record.lines])
+
+
+@strawberry.type(description="A provider's invoice (its latest version) and its three-way match.")
 class Invoice:
+    record: strawberry.Private[InvoiceRecord]
     id: strawberry.ID
     package_id: strawberry.ID
     provider_id: strawberry.ID
@@ -59,6 +97,7 @@ class Invoice:
     @classmethod
     def from_row(cls, record: InvoiceRecord, match: InvoiceMatch) -> "Invoice":
         return cls(
+            record=record,
             id=strawberry.ID(record.invoice_id),
             package_id=strawberry.ID(record.package_id),
             provider_id=strawberry.ID(record.provider_id),
@@ -73,3 +112,9 @@ class Invoice:
             reasons=list(match.reasons),
             lines=[InvoiceLine.from_domain(line) for line in match.lines],
         )
+
+    @strawberry.field(description="Earlier versions, newest first: what the provider's corrections replaced.")
+    async def history(self, info: Info) -> list[InvoiceVersion]:
+        versions = await read_models.invoice_history(info.context.pool, self.record.invoice_id,
+                                                     self.record.event_id)
+        return [InvoiceVersion.from_row(v) for v in versions]

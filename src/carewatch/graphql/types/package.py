@@ -9,7 +9,9 @@ import strawberry
 from carewatch.graphql.context import Info
 from carewatch.graphql.resolvers import ledger
 from carewatch.graphql.types.budget import BudgetStatus
+from carewatch.graphql.types.connection import Connection
 from carewatch.graphql.types.delivery import Delivery
+from carewatch.graphql.types.invoice import Invoice, InvoiceFilter
 from carewatch.graphql.types.person import Person
 from carewatch.store.rows import PackageRecord
 
@@ -64,6 +66,13 @@ class CarePackage:
         to: datetime,
     ) -> Delivery:
         return Delivery.from_domain(await ledger.delivery_in(info, self.record, from_, to))
+
+    @strawberry.field(description="The package's invoices (latest versions), by periodStart.")
+    async def invoices(self, info: Info, filter: InvoiceFilter | None = None, first: int | None = None,
+                       after: str | None = None) -> Connection[Invoice]:
+        from carewatch.graphql.resolvers import invoices  # the resolver module imports the types
+
+        return await invoices.invoices(info, filter, first, after, package_id=self.record.package.package_id)
 
 
 def _unselected() -> Any:
