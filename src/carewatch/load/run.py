@@ -64,12 +64,15 @@ class Api:
 
 
 @contextmanager
-def api_processes(data: DataSet, settings: Settings, port: int, count: int, log: Path) -> Iterator[Api]:
+def api_processes(data: DataSet, settings: Settings, port: int, count: int, log: Path,
+                  source: str | None = None) -> Iterator[Api]:
     prefix = f"carewatch:api-load-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "CAREWATCH_DATABASE_URL": data.database_url, "CAREWATCH_REDIS_URL": settings.redis_url,
            "CAREWATCH_CLOCK": f"fixed:{data.now.isoformat()}", "CAREWATCH_ENV": "production",
            "CAREWATCH_REDIS_PREFIX": prefix,
            "CAREWATCH_KAFKA_URL": settings.kafka_url}
+    if source:  # another checkout's code serves, for a before/after comparison on the same data
+        env["PYTHONPATH"] = str(Path(source).resolve())
     command = [sys.executable, "-m", "carewatch", "api", "--port", str(port)]
     if count > 1:
         command.append("--reuse-port")
@@ -184,7 +187,7 @@ def run_api_load(args: argparse.Namespace, settings: Settings) -> int:
     chosen = [q for q in portal_queries(data.package_id, data.now) if q.name in args.queries]
     home = Path(args.home)
     home.mkdir(parents=True, exist_ok=True)
-    with api_processes(data, settings, args.port, args.api_processes, home / "api.log") as api:
+    with api_processes(data, settings, args.port, args.api_processes, home / "api.log", args.api_source) as api:
         if args.subscribers:
             run_cycles(api.url, api.pids[0], data.tokens["admin"], api.redis_prefix, settings.redis_url,
                        [int(x) for x in args.subscribers.split(",")])
@@ -262,4 +265,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subscribers", default=None,
                    help="instead of the queries: cycles of this many live alerts subscribers (e.g. 2000,10000,10000): "
                         "delivery p50/p99 of one alert and the API's memory before, subscribed and after they leave")
+    p.add_argument("--api-source", default=None,
+                   help="serve with the code in this folder (another checkout's src/), e.g. to measure before a change")
     p.add_argument("--home", default=".carewatch/load", help="folder for the API's log")
