@@ -88,7 +88,7 @@ class Settings:
                                     "partitions of the care-events topic when Carewatch creates it")
     consumer_group: str = setting("CAREWATCH_CONSUMER_GROUP", "carewatch-worker",
                                   "Kafka consumer group (the faust app id) of the stream workers")
-    batch_size: int = setting("CAREWATCH_BATCH_SIZE", 2000, "most events the worker takes from the stream at once")
+    batch_size: int = setting("CAREWATCH_BATCH_SIZE", 4000, "most events the worker takes from the stream at once")
     batch_within_seconds: float = setting("CAREWATCH_BATCH_WITHIN", 0.2,
                                           "longest the worker waits to fill a batch, in seconds")
     fetch_max_wait_ms: int = setting(

@@ -31,7 +31,7 @@ from carewatch.domain.visits import (
     visit_state,
 )
 from carewatch.schema.events import CareEvent
-from carewatch.store.people import carer_records, homes
+from carewatch.store.people import carer_records, homes, lock_carers
 
 VISIT_EVENTS = frozenset(
     {"visit.clock_in", "visit.clock_out", "visit.corrected", "shift.cancelled", "shift.updated"}
@@ -61,15 +61,19 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
     """
     decisions: list[AlertDecision] = []
     registered = {e.payload["carer_id"]: e.payload["provider_id"] for e in events if e.type == "carer.registered"}
-    if registered:
-        decisions += registration_decisions(registered, await open_unknown_carers(conn, sorted(registered)))
     touching = [e for e in events if e.type in VISIT_EVENTS]
     visits = {shift_id: visit_state(facts[shift_id], thresholds)
               for shift_id in sorted({e.payload["shift_id"] for e in touching}) if shift_id in facts}
-    for visit, th in visits.values():
-        decisions += visit_decisions(visit, th, now)
     arrivals = [arrival(e) for e in touching
                 if e.type in ("visit.clock_in", "visit.clock_out") and e.payload["shift_id"] in visits]
+    # A carer's registration and their clock events travel on different partitions, so two workers
+    # may apply them at once: each batch takes its carers' locks before reading either side, so the
+    # later one sees the earlier one's commit (an UNKNOWN_CARER raised concurrently is resolved).
+    await lock_carers(conn, set(registered) | {a.carer_id for a in arrivals})
+    if registered:
+        decisions += registration_decisions(registered, await open_unknown_carers(conn, sorted(registered)))
+    for visit, th in visits.values():
+        decisions += visit_decisions(visit, th, now)
     if arrivals:
         carers = await carer_records(conn, {a.carer_id for a in arrivals})
         people = await homes(conn, {visits[a.shift_id][0].shift.package_id for a in arrivals})

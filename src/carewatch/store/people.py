@@ -10,6 +10,18 @@ from psycopg import AsyncConnection
 from carewatch.domain.model import Location
 from carewatch.domain.visits import CarerRecord
 
+# The first key of the carers' transaction-scoped advisory locks (the second is the carer id's hash).
+CARER_LOCKS = 0x43570001
+_LOCK_CARERS = """
+SELECT pg_advisory_xact_lock(%s::integer, hashtext(c)) FROM unnest(%s::text[]) WITH ORDINALITY AS u(c, n) ORDER BY n"""
+
+
+async def lock_carers(conn: AsyncConnection[Any], carer_ids: Collection[str]) -> None:
+    """Hold these carers' advisory locks until the transaction ends, taken in carer id order (so two
+    batches naming the same carers never wait on each other in a circle)."""
+    if carer_ids:
+        await conn.execute(_LOCK_CARERS, (CARER_LOCKS, sorted(carer_ids)))
+
 
 async def carer_records(conn: AsyncConnection[Any], carer_ids: Collection[str]) -> dict[str, CarerRecord]:
     cur = await conn.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -49,6 +50,21 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Wor
     return app, processor, resources
 
 
+# The collector's youngest generation is examined every GC_YOUNG allocations (CPython's default, 700,
+# runs it hundreds of times a batch, with thousands of event payloads alive): at the default the
+# collector took about 15% of the worker's CPU time (docs/throughput.md).
+GC_YOUNG = 50_000
+GC_OLDER = (20, 10)
+
+
+def tune_gc() -> None:
+    """Move what start-up made (modules, the faust app) out of the collector's sight and collect the
+    young generation less often; cycles are still collected, only in fewer, larger passes."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *GC_OLDER)
+
+
 def run_worker(settings: Settings) -> int:
     """Run the stream worker until stopped (Ctrl-C or SIGTERM); returns the exit status."""
     check_postgres(settings.database_url)
@@ -73,6 +89,7 @@ def run_worker(settings: Settings) -> int:
     # handler and a spinner, whose escape codes end up in log files.
     worker = faust.Worker(app, quiet=True, redirect_stdouts=False, override_logging=False)
     worker.spinner = None  # it writes cursor codes to standard output even when that is a file
+    tune_gc()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
