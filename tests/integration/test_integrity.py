@@ -20,6 +20,7 @@ from carewatch.pipeline import processor as batches
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.store.db import make_pool
 from integrity_feed import clock, event, lines, setup, shift
+from support import make_database
 
 pytestmark = pytest.mark.services
 
@@ -232,6 +233,28 @@ async def test_unknown_carer_resolves_when_the_registration_arrives(fresh_databa
     assert [(a.kind, a.status) for a in outcomes[1].alerts] == [("UNKNOWN_CARER", "open")]
     assert [(a.kind, a.status, a.caused_by_late_data) for a in outcomes[2].alerts] == [
         ("UNKNOWN_CARER", "auto_resolved", True)]
+
+
+async def test_competences_are_judged_when_the_registration_arrives_after_the_clock_in(
+        fresh_database_url: str) -> None:
+    """A clock-in read before the carer's registration raised UNKNOWN_CARER; the registration resolves it
+    and judges the competencies it brings, as reading the registration first would have."""
+    base, _, _ = _double_booking_feed()
+    hoist = dict(shift("sa1", "SH-A1", "PKG-100", "PRV-ACORN", "2026-04-06T09:00:00Z", "2026-04-06T10:00:00Z"),
+                 required_competencies=["hoist", "peg_feeding"])
+    visit = [hoist, clock("n1i", "in", "SH-A1", "PKG-100", "PRV-ACORN", "CR-NEW", "2026-04-06T09:00:00Z")]
+    registration = dict(base[2], event_id="cr-new", carer_id="CR-NEW", competencies=["hoist"])
+    _, late = await run(fresh_database_url, [lines(base), lines(visit), lines([registration])])
+    assert [(a.kind, a.status) for a in late[1].alerts] == [("UNKNOWN_CARER", "open")]
+    assert sorted((a.kind, a.status, a.subject_id) for a in late[2].alerts) == [
+        ("COMPETENCE_MISMATCH", "open", "CR-NEW@SH-A1"), ("UNKNOWN_CARER", "auto_resolved", "CR-NEW@SH-A1")]
+    mismatch = next(a for a in late[2].alerts if a.kind == "COMPETENCE_MISMATCH")
+    assert mismatch.details == {"missing": ["peg_feeding"]}
+    # The same feed with the registration read first: the same COMPETENCE_MISMATCH, and no UNKNOWN_CARER.
+    url = make_database()
+    _, first = await run(url, [lines([*base, registration]), lines(visit)])
+    assert [(a.kind, a.status, a.subject_id, a.details) for a in first[1].alerts] == [
+        ("COMPETENCE_MISMATCH", "open", "CR-NEW@SH-A1", {"missing": ["peg_feeding"]})]
 
 
 async def test_shift_ownership_follows_event_time_whatever_the_partition_order(

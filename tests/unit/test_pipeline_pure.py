@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from carewatch.domain.model import ClockEvent, Correction, Shift, ShiftFacts
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS
-from carewatch.domain.visits import CarerRecord, ClockArrival, arrival_decisions, visit_state
+from carewatch.domain.visits import (
+    CarerRecord,
+    ClockArrival,
+    arrival_decisions,
+    late_registration_decisions,
+    visit_state,
+)
 from carewatch.pipeline.processor import dead_letter_record, rejection_key
 from carewatch.pipeline.references import provides, references, resolve
 from carewatch.schema.events import CareEvent, Rejection, validate_event
@@ -85,3 +91,15 @@ def test_arrival_rules_on_clock_in_and_clock_out() -> None:
                                   {"SH-1": visit}, carers, {}, {("SH-1", "CR-1"): 600})
     assert [(d.kind.value, d.subject_id) for d in decisions] == [
         ("UNKNOWN_CARER", "CR-9@SH-1"), ("SHORT_VISIT", "CR-1@SH-1")]
+
+
+def test_a_late_registration_brings_the_competence_check_its_clock_in_missed() -> None:
+    shift = Shift("SH-1", "PKG-1", "PRV-1", T0, T0 + timedelta(hours=1), "personal_care", 1,
+                  required_competencies=("hoist", "peg_feeding"))
+    facts = ShiftFacts(shift, (), None, "LA-1", None, {}, {}, (), ())
+    visit, _ = visit_state(facts, DEFAULT_THRESHOLDS)
+    decisions = late_registration_decisions({"CR-1": ["hoist"], "CR-2": ["hoist", "peg_feeding"]},
+                                            [("CR-1", "SH-1"), ("CR-2", "SH-1"), ("CR-3", "SH-1"),
+                                             ("CR-1", "SH-GONE")], {"SH-1": visit})
+    assert [(d.kind.value, d.subject_id, d.details, d.commissioner_id) for d in decisions] == [
+        ("COMPETENCE_MISMATCH", "CR-1@SH-1", {"missing": ["peg_feeding"]}, "LA-1")]

@@ -362,11 +362,11 @@ async def record_settled(conn: AsyncConnection[Any], decisions: Sequence[AlertDe
 
 
 _UNKNOWN_CARERS = """
-SELECT subject_id, carer_id, provider_id FROM alerts
+SELECT subject_id, carer_id, provider_id, shift_id FROM alerts
 WHERE kind = 'UNKNOWN_CARER' AND status IN ('open', 'acknowledged') AND carer_id = ANY(%s)"""
 
 
-async def open_unknown_carers(conn: AsyncConnection[Any], carer_ids: Sequence[str]) -> list[tuple[str, str, str]]:
-    """The open UNKNOWN_CARER alerts of these carers, as (subject, carer, the shift's provider)."""
+async def open_unknown_carers(conn: AsyncConnection[Any], carer_ids: Sequence[str]) -> list[tuple[str, str, str, str]]:
+    """The open UNKNOWN_CARER alerts of these carers, as (subject, carer, the shift's provider, shift)."""
     cur = await conn.execute(_UNKNOWN_CARERS, (list(carer_ids),))
-    return [(str(s), str(c), str(p)) for s, c, p in await cur.fetchall()]
+    return [(str(s), str(c), str(p), str(sh or "")) for s, c, p, sh in await cur.fetchall()]

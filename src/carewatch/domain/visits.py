@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -121,3 +121,20 @@ def registration_decisions(registered: Mapping[str, str],
     return [AlertDecision("resolve", rules.AlertKind.UNKNOWN_CARER, "carer", subject, carer_id=carer,
                           provider_id=provider, late_data=True)
             for subject, carer, provider in unknown if registered.get(carer) == provider]
+
+
+def late_registration_decisions(competencies: Mapping[str, Sequence[str]], resolved: Iterable[tuple[str, str]],
+                                visits: Mapping[str, VisitState]) -> list[AlertDecision]:
+    """COMPETENCE_MISMATCH for clock-ins read before the carer's registration (another partition): they
+    raised UNKNOWN_CARER instead, which the registration resolves; the competencies it brings are judged
+    now, so the alerts do not depend on which of the two was read first. `competencies`: carer -> the
+    registration's; `resolved`: (carer, shift) of the UNKNOWN_CARER alerts it resolves."""
+    decisions: list[AlertDecision] = []
+    for carer_id, shift_id in sorted(resolved):
+        visit = visits.get(shift_id)
+        if visit is None or carer_id not in competencies:
+            continue
+        found = rules.competence_mismatch(visit.shift, carer_id, competencies[carer_id], visit.commissioner_id)
+        if found is not None:
+            decisions.append(found)
+    return decisions

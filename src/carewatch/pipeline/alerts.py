@@ -26,12 +26,14 @@ from carewatch.domain.visits import (
     ClockArrival,
     arrival_decisions,
     attended_seconds,
+    late_registration_decisions,
     registration_decisions,
     visit_decisions,
     visit_state,
 )
 from carewatch.schema.events import CareEvent
 from carewatch.store.people import carer_records, homes, lock_carers
+from carewatch.store.shift_facts import load_shift_facts
 
 VISIT_EVENTS = frozenset(
     {"visit.clock_in", "visit.clock_out", "visit.corrected", "shift.cancelled", "shift.updated"}
@@ -71,7 +73,15 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
     # later one sees the earlier one's commit (an UNKNOWN_CARER raised concurrently is resolved).
     await lock_carers(conn, set(registered) | {a.carer_id for a in arrivals})
     if registered:
-        decisions += registration_decisions(registered, await open_unknown_carers(conn, sorted(registered)))
+        unknown = await open_unknown_carers(conn, sorted(registered))
+        decisions += registration_decisions(registered, [(subject, c, p) for subject, c, p, _ in unknown])
+        late = {(c, shift) for _, c, p, shift in unknown if registered.get(c) == p and shift}
+        if late:
+            late_facts = await load_shift_facts(conn, {shift for _, shift in late})
+            competencies = {e.payload["carer_id"]: list(e.payload.get("competencies", []))
+                            for e in events if e.type == "carer.registered"}
+            decisions += late_registration_decisions(
+                competencies, late, {s: visit_state(f, thresholds)[0] for s, f in late_facts.items()})
     for visit, th in visits.values():
         decisions += visit_decisions(visit, th, now)
     if arrivals:
