@@ -33,7 +33,9 @@ READS: dict[str, tuple[str, ...]] = {
                "CAREWATCH_WORKER_SESSION_TIMEOUT"),
     "api": ("CAREWATCH_KAFKA_URL", "CAREWATCH_EVENTS_TOPIC", "CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL",
             "CAREWATCH_REDIS_PREFIX", *CLOCK, "CAREWATCH_ENV", "CAREWATCH_SUBSCRIBER_QUEUE",
-            "CAREWATCH_METRICS_TOKEN_REQUIRED", "CAREWATCH_INGEST_RATE_PER_MINUTE", "CAREWATCH_TOKEN_CACHE_SECONDS"),
+            "CAREWATCH_METRICS_TOKEN_REQUIRED", "CAREWATCH_INGEST_RATE_PER_MINUTE", "CAREWATCH_TOKEN_CACHE_SECONDS",
+            "CAREWATCH_MAX_QUERY_COST"),
+    "api-load": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL", "CAREWATCH_KAFKA_URL"),
     "scheduler": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL", "CAREWATCH_REDIS_PREFIX", *CLOCK,
                   "CAREWATCH_SCHEDULER_METRICS_PORT", "CAREWATCH_METRICS_HOST"),
     "simulate": (*KAFKA, *CLOCK),
@@ -111,8 +113,17 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 
     require_database(settings.database_url)
     check_redis(settings.redis_url)
-    check_port_free(args.host, args.port, "stop whatever listens there (another API or demo?), or pass --port")
-    return run_api(settings, host=args.host, port=args.port)
+    if not args.reuse_port:
+        check_port_free(args.host, args.port, "stop whatever listens there (another API or demo?), or pass --port")
+    return run_api(settings, host=args.host, port=args.port, reuse_port=args.reuse_port)
+
+
+def _api_load(args: argparse.Namespace, settings: Settings) -> int:
+    from carewatch.load.run import run_api_load
+
+    check_postgres(settings.database_url)
+    check_redis(settings.redis_url)
+    return run_api_load(args, settings)
 
 
 def _scheduler(args: argparse.Namespace, settings: Settings) -> int:
@@ -215,6 +226,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("api", "serve GraphQL, POST /events, /healthz, /readyz and /metrics", _api)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="share the port with other API processes started the same way (SO_REUSEPORT: the "
+                        "kernel spreads connections over them); see docs/scaling.md")
+
+    p = command("api-load", "load the API with issue 13's portal queries (wrk) and report req/s, latency and CPU",
+                _api_load)
+    from carewatch.load.run import add_arguments
+
+    add_arguments(p)
 
     command("scheduler", "run the deadline sweeps and periodic jobs", _scheduler)
 

@@ -122,6 +122,10 @@ class Settings:
     ingest_rate_per_minute: int = setting(
         "CAREWATCH_INGEST_RATE_PER_MINUTE", 600,
         "POST /events requests each token may make per minute (0: no limit); more get 429")
+    max_query_cost: int = setting(
+        "CAREWATCH_MAX_QUERY_COST", 25_000,
+        "most a GraphQL request may cost (each list field: its `first` x what it selects, summed over aliases "
+        "and a batch); over it the request is refused before it runs; 0: no limit")
     token_cache_seconds: float = setting(
         "CAREWATCH_TOKEN_CACHE_SECONDS", 5.0,
         "how long a confirmed token is trusted without the database: the most a revocation waits")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -168,8 +169,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
             await client.aclose()
             await pool.close()
 
+    schema = build_schema(production=settings.production)
     graphql_app = CarewatchGraphQL(
-        build_schema(production=settings.production),
+        schema,
         graphql_ide=None if settings.production else "graphiql",
     )
     routes = [
@@ -190,6 +192,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         authenticator=Authenticator(TokenCache(settings.token_cache_seconds)),
         rate_limiter=IngestRateLimiter(settings.ingest_rate_per_minute,
                                        namespace=f"carewatch:{settings.events_topic}"),
+        cost_schema=schema._schema, max_query_cost=settings.max_query_cost,
     )
     # RequestMetrics is outermost, so the gate's refusals are counted too.
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestMetrics), gate])
@@ -208,12 +211,24 @@ def _check_database(database_url: str) -> None:
         raise ServiceUnavailable("the database has no Carewatch tables: run `carewatch migrate`") from exc
 
 
-def run_api(settings: Settings, host: str, port: int) -> int:
-    """`carewatch api`: serve until interrupted."""
+def run_api(settings: Settings, host: str, port: int, reuse_port: bool = False) -> int:
+    """`carewatch api`: serve until interrupted; `reuse_port` shares the port with other API processes."""
     import uvicorn
 
     _check_database(settings.database_url)
     parse_clock(settings.clock)  # a bad CAREWATCH_CLOCK fails here, with its message, not mid-request
     # log_config=None: uvicorn's lines go through carewatch.logs (plain or JSON), not its coloured handlers.
-    uvicorn.run(create_app(settings), host=host, port=port, lifespan="on", log_level="info", log_config=None)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, lifespan="on", log_level="info",
+                            log_config=None)
+    server = uvicorn.Server(config)
+    if not reuse_port:
+        server.run()
+        return 0
+    # Several processes bound to one port with SO_REUSEPORT: the kernel spreads new connections over them.
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    server.run(sockets=[sock])
     return 0

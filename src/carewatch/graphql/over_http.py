@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -144,6 +145,10 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
         if is_request_error(result):
             processed.pop("data", None)  # the GraphQL spec: no data entry when execution never started
         return processed
+
+    def encode_json(self, data: object) -> str:
+        """Responses serialised by orjson, several times faster than json.dumps; text, as websockets send it."""
+        return orjson.dumps(data).decode()
 
     def create_response(self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
                         sub_response: Response) -> Response:

@@ -11,12 +11,12 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from carewatch.alerts.bus import from_wire, shift_ids_in
+from carewatch.alerts.record import AlertRecord
 from carewatch.graphql.alerts_hub import SLOW_SUBSCRIBER_REASON, WS_SLOW_SUBSCRIBER, SlowSubscriber
 from carewatch.graphql.context import Info
 from carewatch.graphql.filters import AlertFilter, ShiftFilter, alert_matches, alert_since
 from carewatch.graphql.resolvers import shifts as shift_resolvers
 from carewatch.graphql.resolvers.alerts import visible
-from carewatch.graphql.resolvers.shift_status import status_of
 from carewatch.graphql.types.alert import Alert
 from carewatch.graphql.types.shift import Shift
 
@@ -53,13 +53,27 @@ async def _updates(info: Info, channel: str) -> AsyncGenerator[dict[str, Any], N
         await asyncio.Event().wait()
 
 
+# The hub hands every subscriber the same message object: decode it once for all of them (10,000
+# subscribers of one process would otherwise parse the same alert 10,000 times).
+_last_decoded: list[tuple[dict[str, Any], AlertRecord, Alert]] = []
+
+
+def _decoded(message: dict[str, Any]) -> tuple[AlertRecord, Alert]:
+    if _last_decoded and _last_decoded[0][0] is message:
+        return _last_decoded[0][1], _last_decoded[0][2]
+    alert = from_wire(message)
+    wire = Alert.from_record(alert)
+    _last_decoded[:] = [(message, alert, wire)]
+    return alert, wire
+
+
 async def alert_stream(info: Info, f: AlertFilter | None) -> AsyncGenerator[Alert, None]:
     alert_since(f)  # a bad filter fails now, not at the first alert
     viewer = info.context.viewer
     async for message in _updates(info, info.context.hub.channels.alerts):
-        alert = from_wire(message)
+        alert, wire = _decoded(message)
         if visible(viewer, alert) and alert_matches(f, alert):
-            yield Alert.from_record(alert)
+            yield wire
 
 
 async def shift_update_stream(info: Info, f: ShiftFilter | None) -> AsyncGenerator[Shift, None]:
@@ -69,12 +83,13 @@ async def shift_update_stream(info: Info, f: ShiftFilter | None) -> AsyncGenerat
         # clear_all, not clear(key): strawberry's clear raises KeyError for a key never loaded.
         loaders.shifts.clear_all()
         loaders.ledgers.clear_all()
-        # Loaded together, so the loaders read a message's shifts in one query each.
-        shifts = await asyncio.gather(*(shift_resolvers.shift(info, s) for s in shift_ids_in(message)))
-        for shift in shifts:  # None when outside the viewer's scope
-            if shift is None or (f is not None and not _shift_matches(f, shift)):
+        # A message's shifts (those in the viewer's scope) and their ledgers, in one query each.
+        values = [v for v in await loaders.shifts.load_many(shift_ids_in(message)) if v is not None]
+        by_status = f is not None and f.status is not None
+        for shift in await shift_resolvers.shift_nodes(info, values, need_status=by_status):
+            if f is not None and not _shift_matches(f, shift):
                 continue
-            if f is not None and f.status is not None and await status_of(info, shift.value) != f.status:
+            if f is not None and f.status is not None and shift.status != f.status:
                 continue
             yield shift
 

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import psycopg
+from graphql import GraphQLSchema
 from prometheus_client import Counter
 from psycopg_pool import PoolTimeout
 from starlette.datastructures import Headers
@@ -21,6 +22,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carewatch.logs import Outage
 from carewatch.security.limits import MAX_BATCH_OPERATIONS, MAX_BODY_BYTES
+from carewatch.security.query_cost import (
+    REFUSED_FOR_COST,
+    Operation,
+    operations_of_body,
+    operations_of_query_string,
+    refusal_message,
+    request_cost,
+)
 from carewatch.security.rate_limit import IngestRateLimiter
 from carewatch.security.roles import Role, Viewer
 from carewatch.security.tokens import TokenCache, authenticate, bearer_secret, secret_hash
@@ -148,8 +157,12 @@ class AccessGate:
                  pool_key: str = "pool", redis_key: str = "redis", graphql_path: str = "/graphql",
                  events_path: str = "/events", metrics_path: str = "/metrics",
                  export_paths: tuple[str, ...] = ("/exports/statements.csv",),
-                 ws_init_timeout: float = 60.0) -> None:
+                 ws_init_timeout: float = 60.0, cost_schema: GraphQLSchema | None = None,
+                 max_query_cost: int = 0) -> None:
         self.app = app
+        # The query cost limit (security/query_cost.py); 0 switches it off.
+        self.cost_schema = cost_schema
+        self.max_query_cost = max_query_cost
         self.production = production
         self.metrics_token_required = metrics_token_required
         self.authenticator = authenticator
@@ -227,8 +240,25 @@ class AccessGate:
             await _json_response(send, 400, {
                 "error": f"too many operations in one batch: {n} (at most {MAX_BATCH_OPERATIONS})"})
             return
+        if path == self.graphql_path and self.max_query_cost > 0:
+            ops = operations_of_body(body) if method == "POST" else operations_of_query_string(
+                scope.get("query_string", b""))
+            refusal = self._over_cost(ops)
+            if refusal is not None:
+                await _json_response(send, 400, {"errors": [refusal]})
+                return
         scope[VIEWER_KEY] = viewer
         await self.app(scope, _replay(body, receive), send)
+
+    def _over_cost(self, ops: list[Operation]) -> dict[str, Any] | None:
+        """The GraphQL error refusing these operations for their cost, or None when they are within the limit."""
+        cost = request_cost(self.cost_schema, ops)
+        if cost <= self.max_query_cost:
+            return None
+        REFUSED.labels("query_cost").inc()
+        REFUSED_FOR_COST.inc()
+        return {"message": refusal_message(cost, self.max_query_cost),
+                "extensions": {"code": "QUERY_COST_OVER_LIMIT", "cost": cost, "limit": self.max_query_cost}}
 
     def _is_graphiql_page(self, path: str, method: str, scope: Scope, headers: Headers) -> bool:
         """The GraphiQL page itself (development only) holds no data; its queries carry the token."""
@@ -283,13 +313,17 @@ class AccessGate:
                 scope[VIEWER_KEY] = viewer
 
         async def guarded_receive() -> Message:
-            if closed:
-                return {"type": "websocket.disconnect", "code": WS_UNAUTHORIZED}
-            message = pending.pop(0) if pending else await receive()
-            if message["type"] == "websocket.receive" and _too_big(message):
-                await close(WS_TOO_BIG, "message too large")
-                return {"type": "websocket.disconnect", "code": WS_TOO_BIG}
-            return message
+            while True:
+                if closed:
+                    return {"type": "websocket.disconnect", "code": WS_UNAUTHORIZED}
+                message = pending.pop(0) if pending else await receive()
+                if message["type"] == "websocket.receive" and _too_big(message):
+                    await close(WS_TOO_BIG, "message too large")
+                    return {"type": "websocket.disconnect", "code": WS_TOO_BIG}
+                refused = self._ws_over_cost(message)
+                if refused is None:
+                    return message
+                await send({"type": "websocket.send", "text": json.dumps(refused)})
 
         async def guarded_send(message: Message) -> None:
             if closed:
@@ -299,6 +333,25 @@ class AccessGate:
                 await first_message()
 
         await self.app(scope, guarded_receive, guarded_send)
+
+
+    def _ws_over_cost(self, message: Message) -> dict[str, Any] | None:
+        """The error message answering a `subscribe` (or graphql-ws `start`) that costs too much, else None."""
+        if self.max_query_cost <= 0 or message["type"] != "websocket.receive" or message.get("text") is None:
+            return None
+        try:
+            data = json.loads(message["text"])
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("type") not in ("subscribe", "start"):
+            return None
+        ops = operations_of_body(json.dumps(data.get("payload")).encode())
+        refusal = self._over_cost(ops)
+        if refusal is None:
+            return None
+        # graphql-transport-ws answers with a list of errors, the older graphql-ws with one.
+        return {"type": "error", "id": data.get("id"),
+                "payload": [refusal] if data["type"] == "subscribe" else refusal}
 
 
 def _too_big(message: Message) -> bool:

@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.schema.config import BatchingConfig
 
@@ -26,10 +29,19 @@ MAX_ALIASES = 15
 MAX_BATCH_OPERATIONS = 10
 MAX_BODY_BYTES = 1024 * 1024  # 1 MiB, for /graphql and POST /events alike
 MAX_PAGE_SIZE = 500  # `first` is capped by the read models (contracts/GRAPHQL.md)
+DEFAULT_PAGE_SIZE = 50  # `first` when a connection is asked without one (contracts/GRAPHQL.md)
 
 MASKED_ERROR_MESSAGE = "Internal error; it has been logged."
 
 BATCHING: BatchingConfig = {"max_operations": MAX_BATCH_OPERATIONS}
+
+# Parsed and validated documents kept per process: portals send the same few operations all day.
+DOCUMENT_CACHE_SIZE = 256
+
+# The depth and alias rules are made once, not per request as strawberry's QueryDepthLimiter and
+# MaxAliasesLimiter make them: the same rule classes let the validation cache recognise a document.
+_LIMIT_RULES: list[type[ASTValidationRule]] = [query_depth_limiter.create_validator(MAX_QUERY_DEPTH, None),
+                max_aliases.create_validator(MAX_ALIASES)]
 
 
 class RefusedInput(Exception):
@@ -60,12 +72,14 @@ def graphql_extensions(
     """
     extensions: list[Callable[[], SchemaExtension]] = [
         partial(MaxTokensLimiter, max_token_count=MAX_QUERY_TOKENS),
-        partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
-        partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        partial(AddValidationRules, _LIMIT_RULES),
     ]
     if production:
         extensions += [
             DisableIntrospection,
             partial(MaskErrors, should_mask_error=mask, error_message=MASKED_ERROR_MESSAGE),
         ]
+    # Last, so that they see the parse options and every validation rule the others add.
+    extensions += [partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
+                   partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE)]
     return extensions

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from carewatch.store.arrays import use_fast_arrays
+
+
+async def _configure(conn: AsyncConnection[Any]) -> None:
+    await use_fast_arrays(conn)
+    # json/jsonb columns (plans, rates, attendance) decoded by orjson: the API reads many per page.
+    set_json_loads(orjson.loads, conn)
 
 
 def make_pool(database_url: str, *, min_size: int = 1, max_size: int = 8,
@@ -16,5 +27,5 @@ def make_pool(database_url: str, *, min_size: int = 1, max_size: int = 8,
     are dumped as array literals in one pass (store/arrays.py).
     """
     return AsyncConnectionPool(database_url, min_size=min_size, max_size=max_size, open=False,
-                               kwargs={"autocommit": False}, configure=use_fast_arrays,
+                               kwargs={"autocommit": False}, configure=_configure,
                                check=AsyncConnectionPool.check_connection if check_on_borrow else None)

@@ -21,6 +21,7 @@ from carewatch.store.rows import (
     Row,
     invoice_from_row,
     ledger_from_row,
+    overrides,
     package_from_row,
     shift_from_row,
 )
@@ -130,6 +131,18 @@ async def list_shifts(
         f.cancelled, f.cancelled, after_at, after_at, after_id, limit,
     ]
     return [shift_from_row(r) for r in await _fetch(pool, query, params)]
+
+
+async def threshold_overrides(
+    pool: AsyncConnectionPool, package_ids: Sequence[str]
+) -> dict[str, tuple[tuple[tuple[str, float], ...], tuple[tuple[str, float], ...]]]:
+    """(commissioner's, package's) alert threshold overrides of (already scoped) packages, and nothing else."""
+    query = sql.SQL(
+        "SELECT p.package_id, ct.thresholds AS commissioner_thresholds, p.thresholds FROM packages p"
+        " LEFT JOIN commissioner_thresholds ct ON ct.commissioner_id = p.commissioner_id"
+        " WHERE p.package_id = ANY(%s)")
+    return {r["package_id"]: (overrides(r["commissioner_thresholds"]), overrides(r["thresholds"]))
+            for r in await _fetch(pool, query, [list(package_ids)])}
 
 
 async def ledgers_by_shift_ids(pool: AsyncConnectionPool, ids: Sequence[str]) -> dict[str, ShiftLedger]:

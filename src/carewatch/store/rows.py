@@ -89,14 +89,14 @@ def package_from_row(row: Row) -> PackageRecord:
         rates=rates,
         timezone=row.get("timezone") or DEFAULT_TIMEZONE,
         mechanism=row["mechanism"],
-        thresholds=_overrides(row.get("thresholds")),
+        thresholds=overrides(row.get("thresholds")),
         person_location=location,
     )
     return PackageRecord(package, row["person_id"], row["nhs_number"],
-                         Decimal(row["planned_minutes_per_week"]), _overrides(row.get("commissioner_thresholds")))
+                         Decimal(row["planned_minutes_per_week"]), overrides(row.get("commissioner_thresholds")))
 
 
-def _overrides(raw: Any) -> tuple[tuple[str, float], ...]:
+def overrides(raw: Any) -> tuple[tuple[str, float], ...]:
     """Threshold overrides as stored (jsonb): the well-formed numbers only, as domain/thresholds.py reads them."""
     if not isinstance(raw, dict):
         return ()

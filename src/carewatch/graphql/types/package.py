@@ -2,7 +2,7 @@
 """CarePackage: the unit of oversight."""
 
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
@@ -29,9 +29,15 @@ class CarePackage:
     contingency_pence: int
     planned_minutes_per_week: float = strawberry.field(
         description="Carer-minutes a week: sum of minutes_per_week x carers.")
+    # Plain values, computed for a whole page at once by resolvers/packages.py (see `package_nodes`).
+    rolling_7_days: Delivery = strawberry.field(name="rolling7Days",
+                                                description="The 7 days up to now (the processing clock).")
+    budget: BudgetStatus
 
     @classmethod
-    def from_row(cls, record: PackageRecord) -> "CarePackage":
+    def from_row(cls, record: PackageRecord, rolling_7_days: Delivery | None = None,
+                 budget: BudgetStatus | None = None) -> "CarePackage":
+        """`rolling_7_days` and `budget` may be left out only where the operation does not select them."""
         p = record.package
         return cls(
             record=record,
@@ -44,6 +50,8 @@ class CarePackage:
             budget_pence=p.budget_pence,
             contingency_pence=p.contingency_pence,
             planned_minutes_per_week=float(record.planned_minutes_per_week),
+            rolling_7_days=_unselected() if rolling_7_days is None else rolling_7_days,
+            budget=_unselected() if budget is None else budget,
         )
 
     @strawberry.field(description="The person cared for; NHS number masked except to admin.")
@@ -59,17 +67,14 @@ class CarePackage:
     ) -> Delivery:
         return Delivery.from_domain(await ledger.delivery_in(info, self.record, from_, to))
 
-    @strawberry.field(name="rolling7Days", description="The 7 days up to now (the processing clock).")
-    async def rolling_7_days(self, info: Info) -> Delivery:
-        return Delivery.from_domain(await ledger.rolling_7_days(info, self.record))
-
-    @strawberry.field
-    async def budget(self, info: Info) -> BudgetStatus:
-        return BudgetStatus.from_domain(await ledger.budget(info, self.record))
-
     @strawberry.field(description="The package's invoices (latest versions), by periodStart.")
     async def invoices(self, info: Info, filter: InvoiceFilter | None = None, first: int | None = None,
                        after: str | None = None) -> Connection[Invoice]:
         from carewatch.graphql.resolvers import invoices  # the resolver module imports the types
 
         return await invoices.invoices(info, filter, first, after, package_id=self.record.package.package_id)
+
+
+def _unselected() -> Any:
+    """Stands for a figure the operation did not select: GraphQL never reads it, so nothing computes it."""
+    return None

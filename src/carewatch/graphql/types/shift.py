@@ -3,14 +3,14 @@
 
 from datetime import datetime
 from fractions import Fraction
+from typing import Any
 
 import strawberry
 
 from carewatch.domain.model import Shift as ShiftValue
+from carewatch.domain.model import ShiftLedger
 from carewatch.domain.model import ShiftStatus as ShiftStatusValue
 from carewatch.domain.money import round_half_up, spend_pence
-from carewatch.graphql.context import Info
-from carewatch.graphql.resolvers.shift_status import status_of
 from carewatch.graphql.types.attendance import Attendance
 
 ShiftStatus = strawberry.enum(ShiftStatusValue, name="ShiftStatus")
@@ -29,9 +29,18 @@ class Shift:
     carer_ids: list[strawberry.ID]
     required_competencies: list[str]
     cancelled_by: str | None
+    # Plain values from the shift's ledger, read for a whole page at once (resolvers/shifts.py `shift_nodes`).
+    status: ShiftStatus = strawberry.field(  # type: ignore[valid-type]
+        description="SCHEDULED, LATE, IN_PROGRESS, COMPLETED, MISSED or CANCELLED, as of now.")
+    attendance: list[Attendance]
+    actual_minutes: float
+    payable_minutes: float
+    spend_pence: int = strawberry.field(description="Payable seconds x rate, rounded half-up to whole pence.")
 
     @classmethod
-    def from_row(cls, shift: ShiftValue) -> "Shift":
+    def from_row(cls, shift: ShiftValue, ledger: ShiftLedger | None,
+                 status: ShiftStatusValue | None = None) -> "Shift":
+        """`status` may be left out only where the operation does not select it; no ledger reads as zero."""
         return cls(
             value=shift,
             id=strawberry.ID(shift.shift_id),
@@ -44,28 +53,14 @@ class Shift:
             carer_ids=[strawberry.ID(c) for c in shift.carer_ids],
             required_competencies=list(shift.required_competencies),
             cancelled_by=shift.cancelled_by,
+            status=_unselected() if status is None else status,
+            attendance=[Attendance.from_row(a) for a in ledger.attendance] if ledger else [],
+            actual_minutes=float(Fraction(ledger.actual_seconds, 60)) if ledger else 0.0,
+            payable_minutes=float(Fraction(ledger.payable_seconds, 60)) if ledger else 0.0,
+            spend_pence=round_half_up(spend_pence(ledger.rate_seconds)) if ledger else 0,
         )
 
-    @strawberry.field(description="SCHEDULED, LATE, IN_PROGRESS, COMPLETED, MISSED or CANCELLED, as of now.")
-    async def status(self, info: Info) -> ShiftStatus:  # type: ignore[valid-type]
-        return await status_of(info, self.value)
 
-    @strawberry.field
-    async def attendance(self, info: Info) -> list[Attendance]:
-        ledger = await info.context.loaders.ledgers.load(self.value.shift_id)
-        return [Attendance.from_row(a) for a in ledger.attendance] if ledger else []
-
-    @strawberry.field
-    async def actual_minutes(self, info: Info) -> float:
-        ledger = await info.context.loaders.ledgers.load(self.value.shift_id)
-        return float(Fraction(ledger.actual_seconds, 60)) if ledger else 0.0
-
-    @strawberry.field
-    async def payable_minutes(self, info: Info) -> float:
-        ledger = await info.context.loaders.ledgers.load(self.value.shift_id)
-        return float(Fraction(ledger.payable_seconds, 60)) if ledger else 0.0
-
-    @strawberry.field(description="Payable seconds x rate, rounded half-up to whole pence.")
-    async def spend_pence(self, info: Info) -> int:
-        ledger = await info.context.loaders.ledgers.load(self.value.shift_id)
-        return round_half_up(spend_pence(ledger.rate_seconds)) if ledger else 0
+def _unselected() -> Any:
+    """Stands for a status the operation did not select: GraphQL never reads it, so nothing computes it."""
+    return None
