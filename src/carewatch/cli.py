@@ -42,6 +42,7 @@ READS: dict[str, tuple[str, ...]] = {
     "demo": ("CAREWATCH_DATABASE_URL", "CAREWATCH_REDIS_URL", "CAREWATCH_TIMEZONE", "CAREWATCH_EVENTS_TOPIC",
              "CAREWATCH_TOPIC_PARTITIONS", "CAREWATCH_ENV"),
     "bench": ("CAREWATCH_DATABASE_URL",),
+    "statement-bench": ("CAREWATCH_DATABASE_URL",),
     "faults": (),
     "token": ("CAREWATCH_DATABASE_URL",),
     "thresholds": ("CAREWATCH_DATABASE_URL",),
@@ -145,6 +146,12 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from carewatch.demo import run_demo
 
     return run_demo(args)
+
+
+def _statement_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from carewatch.statement_bench import run_statement_bench
+
+    return run_statement_bench(args)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -258,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", type=int, default=60000, help="events per run")
     p.add_argument("--runs", type=int, default=3, help="runs; the table gives each and the median")
     p.add_argument("--workers", type=int, default=1, help="worker processes in the one consumer group")
+
+    p = command("statement-bench", "time statements over a commissioner's 10,000 packages and a year of shifts, "
+                                   "built by COPY in a scratch database (also ops/statement-bench)", _statement_bench)
+    p.add_argument("--packages", type=int, default=10_000, help="care packages of the one commissioner")
+    p.add_argument("--providers", type=int, default=40, help="providers delivering them")
+    p.add_argument("--visits-per-day", type=int, default=1, help="shifts per package per day, over 365 days")
+    p.add_argument("--repeats", type=int, default=5, help="runs of each query; the median is shown")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the delivery figures")
+    p.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
+    p.add_argument("--reuse", default=None, metavar="DATABASE",
+                   help="measure again on a database an earlier --keep run built (nothing is built or dropped)")
 
     p = command("faults", "the fault suite: one feed run cleanly and under faults, on services of its own; "
                           "every figure and alert must be equal (also ops/faults)", _faults)

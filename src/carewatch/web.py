@@ -26,6 +26,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from carewatch.clock import Clock, parse_clock
+from carewatch.exports import STATEMENTS_CSV_PATH, statements_csv
 from carewatch.graphql.alerts_hub import AlertHub, hub_of
 from carewatch.graphql.context import Context, build_context
 from carewatch.graphql.over_http import GraphQLOverHTTP
@@ -78,6 +79,11 @@ class CarewatchGraphQL(GraphQLOverHTTP):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         return graphiql_page()  # from the package's vendored files, not a CDN
+
+
+async def statements_export(request: Request) -> Response:
+    state = app_state(request)
+    return await statements_csv(request, state.pool, state.clock.now())
 
 
 async def events(request: Request) -> Response:
@@ -172,6 +178,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql_app),
         Route("/events", events, methods=["POST"]),
+        Route(STATEMENTS_CSV_PATH, statements_export, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

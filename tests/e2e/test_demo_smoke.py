@@ -38,7 +38,12 @@ def test_demo_serves_graphql_and_fills_the_ledger(fresh_database_url: str, redis
     with psycopg.connect(fresh_database_url) as conn:
         ledger_rows = conn.execute("SELECT count(*) FROM shift_ledger").fetchone()
         packages = conn.execute("SELECT count(*) FROM packages").fetchone()
+        # Every provider's second carer drives a rural round: unpaid travel takes their pay for some
+        # week below the minimum, named with its ISO week.
+        weeks = conn.execute("SELECT details->>'week' FROM alerts WHERE kind = 'PAY_BELOW_MINIMUM'"
+                             " AND details ? 'week'").fetchall()
     assert packages is not None and packages[0] == 6
+    assert weeks and all(w.startswith("20") and "-W" in w for (w,) in weeks), output
     assert ledger_rows is not None and ledger_rows[0] > 0, output
 
 

@@ -121,3 +121,25 @@ def test_order_outside_the_package_period_is_zero() -> None:
 def test_exact_minutes_reads_decimal_text() -> None:
     assert exact_minutes(56.58) == Fraction(5658, 100)
     assert exact_minutes(60) == 60
+
+
+def test_match_figures_in_integers_agree_with_the_exact_rule() -> None:
+    """Statements use match_figures directly: it must say what the rule says, to the penny and the tie."""
+    import random
+
+    from carewatch.domain.invoice_match import match_figures
+    from carewatch.domain.money import round_half_up
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        total = rng.randint(0, 50_000)
+        delivered_rate_seconds = rng.choice([0, 1800, 3599, 3600 * rng.randint(0, 50_000) + rng.randint(0, 3599)])
+        weekly, days = rng.randint(0, 1_500_000), rng.randint(0, 31)
+        unproven = rng.random() < 0.2
+        delivered = Fraction(delivered_rate_seconds, 3600)
+        cap = Fraction(weekly * days, 420) * Fraction(11, 10)
+        expected = round_half_up(min(Fraction(total), delivered, cap))
+        disputed = unproven or total > delivered + max(Fraction(100), delivered / 100)
+        assert match_figures(total, delivered_rate_seconds, weekly, days, unproven) == (expected, disputed)
+    # Ties round half up: 1,800 rate seconds is half a penny.
+    assert match_figures(10, 1800, 10**9, 7, False)[0] == 1

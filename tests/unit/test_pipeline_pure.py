@@ -93,6 +93,18 @@ def test_arrival_rules_on_clock_in_and_clock_out() -> None:
         ("UNKNOWN_CARER", "CR-9@SH-1"), ("SHORT_VISIT", "CR-1@SH-1")]
 
 
+def test_a_clock_in_arriving_after_its_clock_out_still_judges_the_visit() -> None:
+    """Another order of arrival gives the same alerts: the clock-out alone made no pair; the late
+    clock-in closes it, and the 10 minutes of a 30-minute visit are a short visit."""
+    visit = visit_state(_facts(()), DEFAULT_THRESHOLDS)
+    carers = {"CR-1": CarerRecord("PRV-1", ())}
+    alone = arrival_decisions([ClockArrival("out", "SH-1", "CR-1")], {"SH-1": visit}, carers, {}, {})
+    assert alone == []
+    late = arrival_decisions([ClockArrival("in", "SH-1", "CR-1")], {"SH-1": visit}, carers, {},
+                             {("SH-1", "CR-1"): 600})
+    assert [(d.kind.value, d.subject_id) for d in late] == [("SHORT_VISIT", "CR-1@SH-1")]
+
+
 def test_a_late_registration_brings_the_competence_check_its_clock_in_missed() -> None:
     shift = Shift("SH-1", "PKG-1", "PRV-1", T0, T0 + timedelta(hours=1), "personal_care", 1,
                   required_competencies=("hoist", "peg_feeding"))

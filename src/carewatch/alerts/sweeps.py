@@ -26,9 +26,11 @@ from carewatch.domain.alert_rules import (
     PackageDelivery,
     VisitState,
 )
+from carewatch.domain.effective_pay import pay_decision
 from carewatch.domain.model import DEFAULT_TIMEZONE
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds, resolve_thresholds
 from carewatch.domain.visits import visit_decisions, visit_state
+from carewatch.store.carer_weeks import carer_weeks
 from carewatch.store.shift_facts import load_shift_facts
 
 ABSENCE_KINDS = (
@@ -225,6 +227,7 @@ async def sweep_provider_pattern(
 
 
 async def sweep_pay(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertDecision]:
+    """PAY_BELOW_MINIMUM by today's rate, keeping those a week's effective pay holds open (domain/effective_pay.py)."""
     today = now.astimezone(ZoneInfo(config.timezone)).date()
     nlw = rules.national_living_wage(today) or 0
     cur = await conn.execute(
@@ -234,9 +237,11 @@ async def sweep_pay(conn: AsyncConnection[Any], now: datetime, config: SweepConf
                               AND status IN ('open', 'acknowledged'))""",
         (nlw,),
     )
+    found = await cur.fetchall()
+    weeks = await carer_weeks(conn, [carer for carer, *_ in found])
     return [
-        rules.pay_below_minimum(carer, prv, pay, born, today)
-        for carer, prv, pay, born in await cur.fetchall()
+        pay_decision(carer, prv, pay, born, today, weeks.get(carer, ()))
+        for carer, prv, pay, born in found
     ]
 
 

@@ -95,11 +95,45 @@ class InvoiceMatch:
         return self.status is MatchStatus.DISPUTED
 
 
-def _order_days(package: Package, invoice: Invoice) -> int:
-    """Days of the invoice period inside the package period: the plan orders nothing outside it."""
-    first = max(invoice.period_start, package.period_start)
-    last = min(invoice.period_end, package.period_end)
+def order_days(package_start: date, package_end: date, period_start: date, period_end: date) -> int:
+    """Days of the invoice period inside the package period (both inclusive): the plan orders nothing outside it."""
+    first = max(period_start, package_start)
+    last = min(period_end, package_end)
     return max(0, (last - first).days + 1)
+
+
+def _order_days(package: Package, invoice: Invoice) -> int:
+    return order_days(package.period_start, package.period_end, invoice.period_start, invoice.period_end)
+
+
+def line_unproven(shift_id: str | None, shift_payable_seconds: Mapping[str, int],
+                  shifts_with_attendance: set[str]) -> bool:
+    """A line naming no shift of the package in the period, or one nobody attended."""
+    return shift_id is None or shift_id not in shift_payable_seconds or shift_id not in shifts_with_attendance
+
+
+def match_figures(total_pence: int, delivered_rate_seconds: int, weekly_rate_minutes: int, days: int,
+                  any_unproven: bool) -> tuple[int, bool]:
+    """(matched pence rounded half up, disputed): the match rule of DOMAIN.md in exact integer arithmetic
+    (statements run it for thousands of invoices at once).
+
+    matched = min(invoiced, delivered, ordered + 10%); disputed when invoiced > delivered + max(100p, 1%)
+    or a line is unproven. Delivered spend is rate seconds / 3600; the ordered spend of `days` is plan
+    weekly spend x 60 (`weekly_rate_minutes`) x days / 420.
+    """
+    headroom, share = ORDER_HEADROOM, TOLERANCE_SHARE
+    amounts = ((total_pence, 1), (delivered_rate_seconds, 3600),
+               (weekly_rate_minutes * days * headroom.numerator, 420 * headroom.denominator))
+    num, den = amounts[0]
+    for n, d in amounts[1:]:
+        if n * den < num * d:
+            num, den = n, d
+    matched = (2 * num + den) // (2 * den)  # half up; every amount here is >= 0
+    # invoiced > D / 3600 + max(floor, D x share / 3600), times 3600 x share's denominator.
+    d_scaled = delivered_rate_seconds * share.denominator
+    over = total_pence * 3600 * share.denominator > d_scaled + max(
+        TOLERANCE_FLOOR_PENCE * 3600 * share.denominator, delivered_rate_seconds * share.numerator)
+    return matched, over or any_unproven
 
 
 def _line_results(
@@ -121,7 +155,7 @@ def _line_results(
         delivered = None
         if sid is not None and known and shift_rate_seconds is not None and sid in shift_rate_seconds:
             delivered = spend_pence(shift_rate_seconds[sid])
-        if sid is None or payable is None or sid not in shifts_with_attendance:
+        if sid is None or payable is None or line_unproven(sid, shift_payable_seconds, shifts_with_attendance):
             finding = LineFinding.UNPROVEN
         elif billed[sid] > payable + OVERSTATED_AFTER_MINUTES:
             finding = LineFinding.OVERSTATED
@@ -170,14 +204,15 @@ def three_way_match(
     unproven = [r for r in lines if r.finding is LineFinding.UNPROVEN]
     if unproven:
         reasons.append("unproven lines: " + ", ".join(r.shift_id or f"line {r.index + 1}" for r in unproven))
-    status = MatchStatus.DISPUTED if reasons else MatchStatus.MATCHED
+    matched_pence, disputed = match_figures(invoice.total_pence, delivered_rate_seconds,
+                                            int(plan_weekly_spend(package) * 60), days, bool(unproven))
+    status = MatchStatus.DISPUTED if disputed else MatchStatus.MATCHED
     # Overstated lines and a total that differs from its lines do not dispute the invoice by
     # themselves (the matched amount is capped anyway), but the finance officer should see them.
     overstated = [r for r in lines if r.finding is LineFinding.OVERSTATED]
     if overstated:
         reasons.append("overstated lines: " + ", ".join(str(r.shift_id) for r in overstated))
     lines_total = sum(line.amount_pence for line in invoice.lines)
-    matched = min(Fraction(invoice.total_pence), delivered, ordered_spend * ORDER_HEADROOM)
     if lines_total != invoice.total_pence:
         reasons.append(f"total {invoice.total_pence}p differs from the sum of its lines {lines_total}p")
 
@@ -192,7 +227,7 @@ def three_way_match(
         delivered_minutes=Fraction(sum(shift_payable_seconds.values()), 60),
         delivered_spend_pence=delivered,
         tolerance_pence=tolerance,
-        matched_pence=round_half_up(matched),
+        matched_pence=matched_pence,
         lines=tuple(lines),
         reasons=tuple(reasons),
     )

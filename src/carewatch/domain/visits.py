@@ -88,27 +88,30 @@ def attended_seconds(ledgers: Mapping[str, ShiftLedger], keys: set[tuple[str, st
 def arrival_decisions(arrivals: Sequence[ClockArrival], visits: Mapping[str, tuple[VisitState, Thresholds]],
                       carers: Mapping[str, CarerRecord], people: Mapping[str, Location],
                       attended: Mapping[tuple[str, str], int]) -> list[AlertDecision]:
-    """On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH; on a clock-out that
-    leaves the carer with no open attendance on the visit: SHORT_VISIT and OVERRUN."""
+    """On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH; on a clock-out (or a late
+    clock-in) that leaves the carer with no open attendance on the visit: SHORT_VISIT and OVERRUN."""
     decisions: list[AlertDecision] = []
+    judged: set[tuple[str, str]] = set()
     for a in arrivals:
         if a.shift_id not in visits:
             continue
         visit, th = visits[a.shift_id]
         shift, com = visit.shift, visit.commissioner_id
         registered = carers.get(a.carer_id)
+        found = []
         if a.direction == "in":
             found = [
                 rules.unknown_carer(shift, a.carer_id, registered.provider_id if registered else None, com),
                 rules.competence_mismatch(shift, a.carer_id, registered.competencies if registered else None, com),
                 rules.location_mismatch(shift, a.carer_id, people.get(shift.package_id), a.location, th, com),
             ]
-        elif (shift.shift_id, a.carer_id) in attended:
+        # The attendance closed: by this clock-out, or by a clock-in that arrived after its clock-out
+        # (another order of arrival must give the same alerts). SHORT_VISIT and OVERRUN are raised once.
+        if (shift.shift_id, a.carer_id) in attended and (shift.shift_id, a.carer_id) not in judged:
+            judged.add((shift.shift_id, a.carer_id))
             seconds = attended[(shift.shift_id, a.carer_id)]
-            found = [rules.short_visit(shift, a.carer_id, seconds, th, com),
-                     rules.overrun(shift, a.carer_id, seconds, th, com)]
-        else:
-            found = []
+            found += [rules.short_visit(shift, a.carer_id, seconds, th, com),
+                      rules.overrun(shift, a.carer_id, seconds, th, com)]
         decisions += [d for d in found if d is not None]
     return decisions
 

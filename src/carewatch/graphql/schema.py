@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import date
+from typing import Annotated
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
@@ -13,6 +15,7 @@ from carewatch.graphql.context import Info
 from carewatch.graphql.filters import AlertFilter, PackageFilter, ShiftFilter
 from carewatch.graphql.resolvers import alerts as alert_resolvers
 from carewatch.graphql.resolvers import invoices, packages, shifts
+from carewatch.graphql.resolvers import statements as statement_resolvers
 from carewatch.graphql.types.alert import Alert
 from carewatch.graphql.types.caller import AlertKindInfo, Caller, alert_kinds
 from carewatch.graphql.types.clock import ProcessingClock
@@ -20,6 +23,7 @@ from carewatch.graphql.types.connection import Connection
 from carewatch.graphql.types.invoice import Invoice, InvoiceFilter
 from carewatch.graphql.types.package import CarePackage
 from carewatch.graphql.types.shift import Shift
+from carewatch.graphql.types.statement import Statement, StatementFilter, StatementScope
 from carewatch.security.limits import BATCHING, graphql_extensions
 
 
@@ -51,6 +55,19 @@ class Query:
     async def invoices(self, info: Info, filter: InvoiceFilter | None = None, first: int | None = None,
                        after: str | None = None) -> Connection[Invoice]:
         return await invoices.invoices(info, filter, first, after)
+
+    @strawberry.field(description="One statement over local dates [from, to), or null if nothing of it is in scope.")
+    async def statement(self, info: Info, scope: StatementScope, id: strawberry.ID,  # type: ignore[valid-type]
+                        from_: Annotated[date, strawberry.argument(name="from")], to: date) -> Statement | None:
+        return await statement_resolvers.statement(info, scope, str(id), from_, to)
+
+    @strawberry.field(description="Statements as a league table: most under-delivered share of ordered "
+                                  "minutes first; first defaults to 50, at most 500.")
+    async def statements(self, info: Info, scope: StatementScope,  # type: ignore[valid-type]
+                         from_: Annotated[date, strawberry.argument(name="from")], to: date,
+                         filter: StatementFilter | None = None, first: int | None = None,
+                         after: str | None = None) -> Connection[Statement]:
+        return await statement_resolvers.league(info, scope, filter, from_, to, first, after)
 
     @strawberry.field(description="Alerts the caller may see, newest first; `since` catches up.")
     async def alerts(self, info: Info, filter: AlertFilter | None = None, first: int | None = None,

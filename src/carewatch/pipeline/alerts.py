@@ -87,8 +87,9 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
     if arrivals:
         carers = await carer_records(conn, {a.carer_id for a in arrivals})
         people = await homes(conn, {visits[a.shift_id][0].shift.package_id for a in arrivals})
-        outs = {(a.shift_id, a.carer_id) for a in arrivals if a.direction == "out"}
-        decisions += arrival_decisions(arrivals, visits, carers, people, attended_seconds(ledgers, outs))
+        # Every arrival's pair: a clock-in that arrives after its clock-out closes the pair too.
+        touched = {(a.shift_id, a.carer_id) for a in arrivals}
+        decisions += arrival_decisions(arrivals, visits, carers, people, attended_seconds(ledgers, touched))
     changed: list[AlertRecord] = []
     if decisions:
         kinds = {d.kind for d in decisions}

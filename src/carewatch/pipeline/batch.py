@@ -25,6 +25,7 @@ from carewatch.domain.model import ShiftFacts, ShiftLedger
 from carewatch.domain.ownership import Takeover, named_packages, named_shifts
 from carewatch.pipeline.alerts import batch_alerts
 from carewatch.pipeline.outcome import BatchOutcome
+from carewatch.pipeline.pay import pay_alerts
 from carewatch.pipeline.purchase_to_pay import purchase_to_pay
 from carewatch.pipeline.references import provides, references, resolve
 from carewatch.schema.events import CareEvent, Rejection, validate_event
@@ -168,6 +169,7 @@ async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> t
     await save_ledgers(conn, ledgers.values(), now)
     tally.alerts = await batch_alerts(conn, tally.applied, now, facts, ledgers)
     tally.alerts += await purchase_to_pay(conn, tally.applied, ledgers, now)
+    tally.alerts += await pay_alerts(conn, tally.applied, now)
     return tuple(sorted(shifts))
 
 

@@ -150,12 +150,13 @@ def _batch_size(body: bytes) -> int:
 
 
 class AccessGate:
-    """ASGI middleware guarding /graphql, POST /events and (optionally) /metrics."""
+    """ASGI middleware guarding /graphql, POST /events, the CSV exports and (optionally) /metrics."""
 
     def __init__(self, app: ASGIApp, *, production: bool, metrics_token_required: bool,
                  authenticator: Authenticator, rate_limiter: IngestRateLimiter,
                  pool_key: str = "pool", redis_key: str = "redis", graphql_path: str = "/graphql",
                  events_path: str = "/events", metrics_path: str = "/metrics",
+                 export_paths: tuple[str, ...] = ("/exports/statements.csv",),
                  ws_init_timeout: float = 60.0, cost_schema: GraphQLSchema | None = None,
                  max_query_cost: int = 0) -> None:
         self.app = app
@@ -171,6 +172,7 @@ class AccessGate:
         self.graphql_path = graphql_path
         self.events_path = events_path
         self.metrics_path = metrics_path
+        self.export_paths = export_paths
         self.ws_init_timeout = ws_init_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -188,7 +190,7 @@ class AccessGate:
         path = scope["path"].rstrip("/") or "/"
         headers = Headers(scope=scope)
         method = scope["method"]
-        guarded = path in (self.graphql_path, self.events_path) or (
+        guarded = path in (self.graphql_path, self.events_path, *self.export_paths) or (
             path == self.metrics_path and self.metrics_token_required)
         if not guarded or method == "OPTIONS":
             await self.app(scope, receive, send)

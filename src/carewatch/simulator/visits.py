@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -81,6 +82,15 @@ def simulate_visit(rng: random.Random, shift: RotaShift, options: FeedOptions) -
     return record
 
 
+def heavy_traveller(carer_id: str) -> bool:
+    """One carer in six works a rural round: every provider's second carer, and every sixth after
+    (stable by id whatever the seed, so even a small demo has one)."""
+    number = carer_id.rsplit("-", 1)[-1]
+    if number.isdigit():
+        return int(number) % 6 == 2
+    return int(hashlib.sha256(carer_id.encode()).hexdigest()[:8], 16) % 6 == 2
+
+
 def _attend(rng: random.Random, record: VisitRecord, ids: dict[str, str], carer_id: str, clock_in: datetime,
             planned: timedelta, short: bool, overrun: bool) -> None:
     shift = record.shift
@@ -116,3 +126,15 @@ def _attend(rng: random.Random, record: VisitRecord, ids: dict[str, str], carer_
         record.events.append((clock_out + timedelta(minutes=1), {
             "type": "activity.logged", "carer_id": carer_id, "provider_id": ids["provider_id"],
             "package_id": ids["package_id"], "kind": "travel", "minutes": rng.randint(5, 25)}))
+    if heavy_traveller(carer_id):
+        # A rural round: long unpaid drives and waits between calls take this carer's real pay below
+        # the minimum (PAY_BELOW_MINIMUM). Drawn from the visit's own seed, so the rest of the feed
+        # stays as it was.
+        own = random.Random(f"{shift.shift_id}/{carer_id}")
+        record.events.append((clock_out + timedelta(minutes=2), {
+            "type": "activity.logged", "carer_id": carer_id, "provider_id": ids["provider_id"],
+            "package_id": ids["package_id"], "kind": "travel", "minutes": own.randint(35, 55)}))
+        if own.random() < 0.3:
+            record.events.append((clock_out + timedelta(minutes=3), {
+                "type": "activity.logged", "carer_id": carer_id, "provider_id": ids["provider_id"],
+                "kind": "waiting", "minutes": own.randint(10, 25)}))
