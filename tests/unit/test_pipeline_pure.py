@@ -12,7 +12,7 @@ from carewatch.domain.visits import (
     CarerRecord,
     ClockArrival,
     arrival_decisions,
-    late_registration_decisions,
+    registration_decisions,
     visit_state,
 )
 from carewatch.pipeline.processor import dead_letter_record, rejection_key
@@ -110,8 +110,14 @@ def test_a_late_registration_brings_the_competence_check_its_clock_in_missed() -
                   required_competencies=("hoist", "peg_feeding"))
     facts = ShiftFacts(shift, (), None, "LA-1", None, {}, {}, (), ())
     visit, _ = visit_state(facts, DEFAULT_THRESHOLDS)
-    decisions = late_registration_decisions({"CR-1": ["hoist"], "CR-2": ["hoist", "peg_feeding"]},
-                                            [("CR-1", "SH-1"), ("CR-2", "SH-1"), ("CR-3", "SH-1"),
-                                             ("CR-1", "SH-GONE")], {"SH-1": visit})
-    assert [(d.kind.value, d.subject_id, d.details, d.commissioner_id) for d in decisions] == [
+    registered = {"CR-1": CarerRecord("PRV-1", ("hoist",)), "CR-2": CarerRecord("PRV-1", ("hoist", "peg_feeding")),
+                  "CR-4": CarerRecord("PRV-OTHER", ())}
+    unknown = [("CR-1@SH-1", "CR-1", "PRV-1", "SH-1"), ("CR-2@SH-1", "CR-2", "PRV-1", "SH-1"),
+               ("CR-3@SH-1", "CR-3", "PRV-1", "SH-1"), ("CR-1@SH-GONE", "CR-1", "PRV-1", "SH-GONE"),
+               ("CR-4@SH-1", "CR-4", "PRV-1", "SH-1")]
+    decisions = registration_decisions(registered, unknown, {"SH-1": visit})
+    assert [(d.action, d.subject_id, d.late_data) for d in decisions if d.kind.value == "UNKNOWN_CARER"] == [
+        ("resolve", "CR-1@SH-1", True), ("resolve", "CR-2@SH-1", True), ("resolve", "CR-1@SH-GONE", True)]
+    assert [(d.kind.value, d.subject_id, d.details, d.commissioner_id) for d in decisions
+            if d.kind.value != "UNKNOWN_CARER"] == [
         ("COMPETENCE_MISMATCH", "CR-1@SH-1", {"missing": ["peg_feeding"]}, "LA-1")]

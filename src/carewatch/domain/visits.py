@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -116,28 +116,24 @@ def arrival_decisions(arrivals: Sequence[ClockArrival], visits: Mapping[str, tup
     return decisions
 
 
-def registration_decisions(registered: Mapping[str, str],
-                           unknown: Sequence[tuple[str, str, str]]) -> list[AlertDecision]:
-    """UNKNOWN_CARER auto-resolves (caused by late data) once the carer's registration with the shift's
-    provider arrives. `registered`: carer -> provider just registered; `unknown`: the open alerts as
-    (subject, carer, shift's provider)."""
-    return [AlertDecision("resolve", rules.AlertKind.UNKNOWN_CARER, "carer", subject, carer_id=carer,
-                          provider_id=provider, late_data=True)
-            for subject, carer, provider in unknown if registered.get(carer) == provider]
-
-
-def late_registration_decisions(competencies: Mapping[str, Sequence[str]], resolved: Iterable[tuple[str, str]],
-                                visits: Mapping[str, VisitState]) -> list[AlertDecision]:
-    """COMPETENCE_MISMATCH for clock-ins read before the carer's registration (another partition): they
-    raised UNKNOWN_CARER instead, which the registration resolves; the competencies it brings are judged
-    now, so the alerts do not depend on which of the two was read first. `competencies`: carer -> the
-    registration's; `resolved`: (carer, shift) of the UNKNOWN_CARER alerts it resolves."""
-    decisions: list[AlertDecision] = []
-    for carer_id, shift_id in sorted(resolved):
-        visit = visits.get(shift_id)
-        if visit is None or carer_id not in competencies:
+def registration_decisions(registered: Mapping[str, CarerRecord], unknown: Sequence[tuple[str, str, str, str]],
+                           visits: Mapping[str, VisitState]) -> list[AlertDecision]:
+    """A carer's registration with the shift's provider resolves the open UNKNOWN_CARER alerts its clock-ins
+    raised (caused by late data: the registration travelled on another partition), and the competencies
+    it brings are judged for those visits now (COMPETENCE_MISMATCH), as if it had been read first.
+    `registered`: the batch's registrations by carer; `unknown`: the open alerts as (subject, carer, the
+    shift's provider, shift); `visits`: the states of those shifts."""
+    resolves: list[AlertDecision] = []
+    judged: list[AlertDecision] = []
+    for subject, carer, provider, shift_id in unknown:
+        record = registered.get(carer)
+        if record is None or record.provider_id != provider:
             continue
-        found = rules.competence_mismatch(visit.shift, carer_id, competencies[carer_id], visit.commissioner_id)
+        resolves.append(AlertDecision("resolve", rules.AlertKind.UNKNOWN_CARER, "carer", subject, carer_id=carer,
+                                      provider_id=provider, late_data=True))
+        visit = visits.get(shift_id)
+        found = (rules.competence_mismatch(visit.shift, carer, record.competencies, visit.commissioner_id)
+                 if visit is not None else None)
         if found is not None:
-            decisions.append(found)
-    return decisions
+            judged.append(found)
+    return resolves + sorted(judged, key=lambda d: d.subject_id)

@@ -23,10 +23,10 @@ from carewatch.domain.alert_rules import AlertDecision
 from carewatch.domain.model import Location, ShiftFacts, ShiftLedger
 from carewatch.domain.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from carewatch.domain.visits import (
+    CarerRecord,
     ClockArrival,
     arrival_decisions,
     attended_seconds,
-    late_registration_decisions,
     registration_decisions,
     visit_decisions,
     visit_state,
@@ -62,7 +62,8 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
     cover every shift the events name.
     """
     decisions: list[AlertDecision] = []
-    registered = {e.payload["carer_id"]: e.payload["provider_id"] for e in events if e.type == "carer.registered"}
+    registered = {e.payload["carer_id"]: CarerRecord(e.payload["provider_id"], tuple(e.payload.get("competencies", ())))
+                  for e in events if e.type == "carer.registered"}
     touching = [e for e in events if e.type in VISIT_EVENTS]
     visits = {shift_id: visit_state(facts[shift_id], thresholds)
               for shift_id in sorted({e.payload["shift_id"] for e in touching}) if shift_id in facts}
@@ -74,14 +75,10 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
     await lock_carers(conn, set(registered) | {a.carer_id for a in arrivals})
     if registered:
         unknown = await open_unknown_carers(conn, sorted(registered))
-        decisions += registration_decisions(registered, [(subject, c, p) for subject, c, p, _ in unknown])
-        late = {(c, shift) for _, c, p, shift in unknown if registered.get(c) == p and shift}
-        if late:
-            late_facts = await load_shift_facts(conn, {shift for _, shift in late})
-            competencies = {e.payload["carer_id"]: list(e.payload.get("competencies", []))
-                            for e in events if e.type == "carer.registered"}
-            decisions += late_registration_decisions(
-                competencies, late, {s: visit_state(f, thresholds)[0] for s, f in late_facts.items()})
+        named = {shift for _, _, _, shift in unknown if shift}
+        states = await load_shift_facts(conn, named) if named else {}
+        decisions += registration_decisions(
+            registered, unknown, {s: visit_state(f, thresholds)[0] for s, f in states.items()})
     for visit, th in visits.values():
         decisions += visit_decisions(visit, th, now)
     if arrivals:
