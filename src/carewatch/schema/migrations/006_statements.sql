@@ -98,12 +98,17 @@ CREATE INDEX activity_month_package_idx ON activity_month (package_id, day);
 
 -- Rows are added in key order in one statement each, so two writers never wait on each other
 -- in opposite orders.
-CREATE OR REPLACE FUNCTION carewatch_roll_up_ledgers() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    changes text := CASE TG_OP
+-- The statement's rows as a query with their sign: +1 for new rows, -1 for old ones (an update is both).
+CREATE OR REPLACE FUNCTION carewatch_signed_changes(op text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE op
         WHEN 'INSERT' THEN 'SELECT 1 AS sign, n.* FROM new_rows n'
         WHEN 'DELETE' THEN 'SELECT -1 AS sign, o.* FROM old_rows o'
-        ELSE 'SELECT 1 AS sign, n.* FROM new_rows n UNION ALL SELECT -1, o.* FROM old_rows o' END;
+        ELSE 'SELECT 1 AS sign, n.* FROM new_rows n UNION ALL SELECT -1, o.* FROM old_rows o' END
+$$;
+
+CREATE OR REPLACE FUNCTION carewatch_roll_up_ledgers() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    changes text := carewatch_signed_changes(TG_OP);
     target text;
     bucket text;
 BEGIN
@@ -136,10 +141,7 @@ END $$;
 
 CREATE OR REPLACE FUNCTION carewatch_roll_up_activities() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    changes text := CASE TG_OP
-        WHEN 'INSERT' THEN 'SELECT 1 AS sign, n.* FROM new_rows n'
-        WHEN 'DELETE' THEN 'SELECT -1 AS sign, o.* FROM old_rows o'
-        ELSE 'SELECT 1 AS sign, n.* FROM new_rows n UNION ALL SELECT -1, o.* FROM old_rows o' END;
+    changes text := carewatch_signed_changes(TG_OP);
     target text;
     bucket text;
 BEGIN
