@@ -29,6 +29,7 @@ from carewatch.clock import Clock, parse_clock
 from carewatch.exports import STATEMENTS_CSV_PATH, statements_csv
 from carewatch.graphql.alerts_hub import AlertHub, hub_of
 from carewatch.graphql.context import Context, build_context
+from carewatch.graphql.fanout import GroupedGraphQLWSHandler, GroupedTransportWSHandler
 from carewatch.graphql.over_http import GraphQLOverHTTP
 from carewatch.graphql.schema import build_schema
 from carewatch.ingest_http import EventProducer, post_events
@@ -70,6 +71,10 @@ def app_state(connection: HTTPConnection) -> AppState:
 
 
 class CarewatchGraphQL(GraphQLOverHTTP):
+    # Websocket subscriptions run once per group of subscribers that would receive the same payloads.
+    graphql_transport_ws_handler_class = GroupedTransportWSHandler
+    graphql_ws_handler_class = GroupedGraphQLWSHandler
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> Context:

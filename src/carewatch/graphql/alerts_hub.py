@@ -1,9 +1,10 @@
-"""One Redis subscription per API process, fanned out to each GraphQL subscriber's bounded queue.
+"""One Redis subscription per API process, fanned out to its listeners' bounded queues.
 
-A subscriber that falls more than its queue's size behind (CAREWATCH_SUBSCRIBER_QUEUE, 1,000 by
-default) is dropped: the subscription closes its websocket with code 4413 (graphql/subscriptions.py), so
-one slow client never makes the process hold unbounded memory; it reconnects and catches up with
-`alerts(filter: {since: ...})`.
+A listener is one group of websocket subscribers that share an execution (graphql/fanout.py: same
+document, variables and viewer, so the same payload), or one subscription of its own (over HTTP). A
+subscriber that falls more than its queue's size behind (CAREWATCH_SUBSCRIBER_QUEUE, 1,000 by default)
+is dropped: its websocket is closed with code 4413, so one slow client never makes the process hold
+unbounded memory; it reconnects and catches up with `alerts(filter: {since: ...})`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
 from graphql import GraphQLError
@@ -25,6 +26,9 @@ from carewatch import metrics
 from carewatch.alerts.bus import AlertBus, Channels, redis_where, subscribe
 from carewatch.logs import Outage
 from carewatch.settings import Settings
+
+if TYPE_CHECKING:
+    from carewatch.graphql.fanout import Group, GroupKey
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000
@@ -68,23 +72,37 @@ class SlowSubscriber(GraphQLError):
     """Raised into a subscription whose client could not keep up."""
 
 
+class Audience(Protocol):
+    """The subscribers one listener delivers to, when they are a group (graphql/fanout.py): the hub counts
+    them in the subscribers gauge while the listener listens, and the group drops each of them itself."""
+
+    def listening(self, hub: AlertHub, channel: str) -> None:
+        """The listener has started listening on `channel`: from now on the group counts its members."""
+
+    def not_listening(self) -> None:
+        """The listener has stopped listening: its members are no longer counted."""
+
+
 @dataclass(eq=False)
 class _Subscriber:
     channel: str
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
     on_drop: Callable[[], None] | None = None  # told at once: its reader may be stuck sending to the client
+    audience: Audience | None = None  # a group of subscribers; None: one subscriber
 
 
 class AlertHub:
     def __init__(self, redis_url: str, channels: Channels, queue_size: int = QUEUE_SIZE) -> None:
         self.redis_url, self.channels, self.queue_size = redis_url, channels, queue_size
-        self.subscribers: set[_Subscriber] = set()
+        self.subscribers: set[_Subscriber] = set()  # listeners: one per group of subscribers, or one each
+        self.listening = 0  # subscribers (not listeners) listening now, over both channels
         self._client: aioredis.Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._release: asyncio.TimerHandle | None = None
         self.peak = 0  # subscribers at most since memory was last released
+        self.groups: dict[GroupKey, Group] = {}  # graphql/fanout.py's groups, by what their members share
         for name in (channels.alerts, channels.shift_updates):  # both series exist from the start, at zero
             metrics.SUBSCRIBERS.labels(name.rsplit(":", 1)[-1])
 
@@ -154,21 +172,39 @@ class AlertHub:
             except asyncio.QueueFull:
                 sub.dropped = True
                 self.subscribers.discard(sub)
-                metrics.SUBSCRIBERS_DROPPED.inc()
-                log.warning("dropped a subscriber on %s: %d messages behind", channel, sub.queue.qsize())
+                if sub.audience is None:  # a group counts each of its members as it drops them
+                    metrics.SUBSCRIBERS_DROPPED.inc()
+                log.warning("dropped a %s on %s: %d messages behind",
+                            "subscriber" if sub.audience is None else "group of subscribers",
+                            channel, sub.queue.qsize())
                 if sub.on_drop is not None:
                     sub.on_drop()
 
-    async def listen(self, channel: str,
-                     on_drop: Callable[[], None] | None = None) -> AsyncIterator[dict[str, Any]]:
+    def count(self, channel: str, delta: int) -> None:
+        """`delta` subscribers started (or, negative, stopped) listening on `channel`: the gauge, the peak,
+        and once a wave of them has gone, memory handed back."""
+        if delta == 0:
+            return
+        metrics.SUBSCRIBERS.labels(channel.rsplit(":", 1)[-1]).inc(delta)
+        self.listening += delta
+        if delta > 0:
+            self.peak = max(self.peak, self.listening)
+        else:
+            self._release_later()
+
+    async def listen(self, channel: str, on_drop: Callable[[], None] | None = None,
+                     audience: Audience | None = None) -> AsyncIterator[dict[str, Any]]:
         """Messages on `channel` from now on; raises SlowSubscriber once the reader has fallen more than
-        the queue's size behind (and calls `on_drop` at that moment, from the hub's own task)."""
+        the queue's size behind (and calls `on_drop` at that moment, from the hub's own task).
+
+        With an `audience` the reader delivers to a group of subscribers, which it counts itself."""
         self._ensure_running()
-        sub = _Subscriber(channel, asyncio.Queue(self.queue_size), on_drop=on_drop)
+        sub = _Subscriber(channel, asyncio.Queue(self.queue_size), on_drop=on_drop, audience=audience)
         self.subscribers.add(sub)
-        self.peak = max(self.peak, len(self.subscribers))
-        gauge = metrics.SUBSCRIBERS.labels(channel.rsplit(":", 1)[-1])
-        gauge.inc()
+        if audience is None:
+            self.count(channel, 1)
+        else:
+            audience.listening(self, channel)
         try:
             while True:
                 if sub.dropped:
@@ -178,14 +214,16 @@ class AlertHub:
                     )
                 yield await sub.queue.get()
         finally:
-            gauge.dec()
             self.subscribers.discard(sub)
-            self._release_later()
+            if audience is None:
+                self.count(channel, -1)
+            else:
+                audience.not_listening()
 
     def _release_later(self) -> None:
         """Once a wave of departures has settled (none for RELEASE_AFTER_SECONDS) and at least half the peak
         has gone, hand the memory back: one collection per wave, not one per subscriber."""
-        if self.peak < 100 or len(self.subscribers) > self.peak // 2:
+        if self.peak < 100 or self.listening > self.peak // 2:
             return
         if self._release is not None:
             self._release.cancel()
@@ -193,7 +231,7 @@ class AlertHub:
 
     def _released(self) -> None:
         self._release = None
-        self.peak = len(self.subscribers)
+        self.peak = self.listening
         release_memory()
 
 

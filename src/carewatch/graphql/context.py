@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
 from psycopg_pool import AsyncConnectionPool
@@ -19,6 +19,9 @@ from carewatch.security.roles import Role
 from carewatch.settings import Settings
 from carewatch.store.scope import Viewer
 
+if TYPE_CHECKING:
+    from carewatch.graphql.fanout import Group
+
 # An ingest viewer without a scope reads nothing (store/scope.py).
 NOBODY = Viewer(Role.INGEST, None)
 
@@ -27,7 +30,7 @@ __all__ = ["Context", "Info", "Viewer", "build_context", "viewer_from_request"]
 
 @dataclass
 class Context:
-    request: Request | WebSocket
+    request: Request | WebSocket | None  # None: a group's shared execution (graphql/fanout.py)
     response: Response | WebSocket | None
     viewer: Viewer
     pool: AsyncConnectionPool
@@ -35,6 +38,7 @@ class Context:
     settings: Settings
     loaders: Loaders
     hub: AlertHub  # the process's one Redis subscription, owned by the app's lifespan
+    group: Group | None = None  # the subscribers this execution is for, when they are a group
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -32,10 +32,19 @@ async def _close_slow(websocket: WebSocket) -> None:
 
 
 async def _updates(info: Info, channel: str) -> AsyncGenerator[dict[str, Any], None]:
-    """The hub's messages on `channel`. A client that falls too far behind has its websocket closed
-    with WS_SLOW_SUBSCRIBER at once (its operation may be stuck sending to it, so the hub tells us);
-    the close frame follows what the client has not read yet. The operation then waits for the
-    connection's shutdown to cancel it: returning would make strawberry send on a closed socket."""
+    """The hub's messages on `channel`.
+
+    A group's execution (graphql/fanout.py: its context names the group) listens for all its members;
+    if it falls too far behind, the group closes every member's websocket with WS_SLOW_SUBSCRIBER.
+    Otherwise a client that falls too far behind has its websocket closed with WS_SLOW_SUBSCRIBER at once
+    (its operation may be stuck sending to it, so the hub tells us); the close frame follows what the
+    client has not read yet. The operation then waits for the connection's shutdown to cancel it:
+    returning would make strawberry send on a closed socket."""
+    group = info.context.group
+    if group is not None:
+        async for message in info.context.hub.listen(channel, on_drop=group.drop_everyone, audience=group):
+            yield message
+        return
     request = info.context.request
     closing: list[asyncio.Task[None]] = []
 
