@@ -126,6 +126,10 @@ class Settings:
         "CAREWATCH_MAX_QUERY_COST", 25_000,
         "most a GraphQL request may cost (each list field: its `first` x what it selects, summed over aliases "
         "and a batch); over it the request is refused before it runs; 0: no limit")
+    websocket_compression: bool = setting(
+        "CAREWATCH_WEBSOCKET_COMPRESSION", False,
+        "whether the API's websockets may negotiate permessage-deflate; off: compressing every alert once per "
+        "subscriber costs more CPU than it saves on messages of a few hundred bytes")
     token_cache_seconds: float = setting(
         "CAREWATCH_TOKEN_CACHE_SECONDS", 5.0,
         "how long a confirmed token is trusted without the database: the most a revocation waits")
