@@ -60,3 +60,21 @@ def test_the_limit_is_a_setting(api_settings: Settings) -> None:
                            ).status_code == 200  # 1 + 49 x 2 = 99
         over = client.post("/graphql", json={"query": "{ packages(first: 50) { edges { cursor } } }"})
         assert over.status_code == 400 and over.json()["errors"][0]["extensions"]["cost"] == 101
+
+
+def test_fragments_that_double_are_refused_at_once(client: TestClient) -> None:
+    """Thirty fragments each spreading the next twice: 2^30 walks of the cost rule before (the event loop held
+    for hours); each fragment costed once now, and refused."""
+    n = 30
+    fragments = " ".join(f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(n))
+    query = "{ ...F0 } " + fragments + f" fragment F{n} on Query {{ me {{ role }} }}"
+    response = client.post("/graphql", json={"query": query})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["extensions"]["cost"] == 2**n * 2
+
+
+def test_start_up_is_frozen_out_of_the_collectors_sight(client: TestClient) -> None:
+    """Full collections walked everything start-up made, 35-190 ms each: the worst refusals (docs/api-load.md)."""
+    import gc
+
+    assert gc.get_freeze_count() > 10_000
