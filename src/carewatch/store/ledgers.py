@@ -24,10 +24,13 @@ _LEDGER_COLUMNS = (
     "first_clock_in_at", "open_attendances", "distinct_carers", "attendance", "updated_at")
 
 # The ledgers are staged by COPY (store/staging.py) and merged in one statement; shift ids are
-# unique within it, since each comes from one row of shifts.
+# unique within it, since each comes from one row of shifts. Each row's local date and period flag
+# (the statements' roll-ups) come from carewatch_ledger_dates in the same statement (migration 007);
+# the table's trigger corrects any row written without them.
 _UPSERT = f"""
-INSERT INTO shift_ledger ({", ".join(_LEDGER_COLUMNS)})
-SELECT {", ".join(_LEDGER_COLUMNS)} FROM staged_ledgers
+INSERT INTO shift_ledger ({", ".join(_LEDGER_COLUMNS)}, local_date, in_period)
+SELECT {", ".join("s." + c for c in _LEDGER_COLUMNS)}, d.local_date, d.in_period
+FROM staged_ledgers s CROSS JOIN LATERAL carewatch_ledger_dates(s.package_id, s.starts_at) d
 ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
     starts_at = EXCLUDED.starts_at, planned_seconds = EXCLUDED.planned_seconds,
     scheduled_seconds = EXCLUDED.scheduled_seconds, actual_seconds = EXCLUDED.actual_seconds,
@@ -38,7 +41,8 @@ ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_
     bank_holiday_seconds = EXCLUDED.bank_holiday_seconds, rate_seconds = EXCLUDED.rate_seconds,
     spend_pence = EXCLUDED.spend_pence, first_clock_in_at = EXCLUDED.first_clock_in_at,
     open_attendances = EXCLUDED.open_attendances, distinct_carers = EXCLUDED.distinct_carers,
-    attendance = EXCLUDED.attendance, updated_at = EXCLUDED.updated_at"""
+    attendance = EXCLUDED.attendance, updated_at = EXCLUDED.updated_at, local_date = EXCLUDED.local_date,
+    in_period = EXCLUDED.in_period"""
 
 
 def _utc(value: datetime) -> datetime:

@@ -1,0 +1,127 @@
+-- Issue 12, PostgreSQL's side of the batch path: the same results as migrations 005 and 006, for less
+-- of PostgreSQL's CPU per event (docs/throughput.md "PostgreSQL"). Nothing here changes a stored value.
+
+-- A package's plan weekly spend x 60 (the stored generated column packages.plan_weekly_rate_minutes).
+-- As a SQL function with a FROM it cannot be inlined, so every row written re-planned its body (about
+-- 0.25 ms a package); PL/pgSQL keeps the plan of the same query for the session.
+CREATE OR REPLACE FUNCTION carewatch_plan_weekly_rate_minutes(plan jsonb, rates jsonb) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    RETURN (
+        SELECT coalesce(sum((line->>'minutes_per_week')::numeric * coalesce((line->>'carers')::numeric, 1)
+                            * coalesce((SELECT (r->>'pence_per_hour')::numeric FROM jsonb_array_elements(rates) r
+                                        WHERE r->>'service_type' = line->>'service_type' AND r->>'band' = 'day'
+                                        LIMIT 1), 0)), 0)
+        FROM jsonb_array_elements(plan) line);
+END $$;
+
+-- The local date of a ledger row's start in its package's commissioner's zone (the default zone for a
+-- package or commissioner not stored), and whether it lies in the package's period. One SELECT, so the
+-- planner inlines it into the statement that calls it: a whole statement's rows in one join.
+CREATE OR REPLACE FUNCTION carewatch_ledger_dates(package text, starts timestamptz)
+RETURNS TABLE (local_date date, in_period boolean) LANGUAGE sql STABLE AS $$
+    SELECT d.local_date, coalesce(d.local_date BETWEEN p.period_start AND p.period_end, false)
+    FROM (SELECT 1) one
+    LEFT JOIN packages p ON p.package_id = package
+    LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+    CROSS JOIN LATERAL (SELECT (starts AT TIME ZONE coalesce(c.timezone, 'Europe/London'))::date) d(local_date)
+$$;
+
+-- shift_ledger.local_date and in_period were set row by row by a BEFORE trigger (two queries a row, and
+-- twice for a row an upsert updates: once as the proposed insert, once as the update), which cost more
+-- than the upsert itself. They are now set for a whole statement after it: the ledger writer supplies
+-- them (store/ledgers.py), and the statement-level trigger below corrects any row whose values are not
+-- those of carewatch_ledger_dates (a writer that leaves them out, or a package whose period or zone
+-- has changed since), by an UPDATE whose own trigger moves the roll-ups' amounts. The roll-ups end the
+-- same either way, since they only ever add the signed rows.
+DROP TRIGGER shift_ledger_local_date ON shift_ledger;
+DROP FUNCTION carewatch_ledger_local_date();
+
+-- One pass over the statement's transition rows for the three roll-ups (it was one pass each), then
+-- the correction of local_date and in_period. Rows are still added in key order, one table after the
+-- other in one fixed order, so two writers never wait on each other in opposite orders.
+CREATE OR REPLACE FUNCTION carewatch_roll_up_ledgers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- An upsert fires the INSERT and the UPDATE triggers both, often one of them for no rows.
+    IF TG_OP = 'DELETE' THEN
+        IF NOT EXISTS (SELECT FROM old_rows) THEN
+            RETURN NULL;
+        END IF;
+    ELSIF NOT EXISTS (SELECT FROM new_rows) THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE format($sql$
+        WITH c AS (
+            SELECT package_id, local_date, in_period, sum(sign * actual_seconds) AS actual_seconds,
+                   sum(sign * payable_seconds) AS payable_seconds, sum(sign * unverified_seconds) AS unverified_seconds,
+                   sum(sign * rate_seconds) AS rate_seconds
+            FROM (%s) x WHERE local_date IS NOT NULL OR in_period
+            GROUP BY 1, 2, 3
+        ), day AS (
+            INSERT INTO package_day_ledger AS t (package_id, day, actual_seconds, payable_seconds,
+                                                 unverified_seconds, rate_seconds)
+            SELECT package_id, local_date, sum(actual_seconds), sum(payable_seconds), sum(unverified_seconds),
+                   sum(rate_seconds)
+            FROM c WHERE local_date IS NOT NULL
+            GROUP BY 1, 2
+            HAVING sum(actual_seconds) <> 0 OR sum(payable_seconds) <> 0 OR sum(unverified_seconds) <> 0
+                OR sum(rate_seconds) <> 0
+            ORDER BY 1, 2
+            ON CONFLICT (package_id, day) DO UPDATE SET
+                actual_seconds = t.actual_seconds + EXCLUDED.actual_seconds,
+                payable_seconds = t.payable_seconds + EXCLUDED.payable_seconds,
+                unverified_seconds = t.unverified_seconds + EXCLUDED.unverified_seconds,
+                rate_seconds = t.rate_seconds + EXCLUDED.rate_seconds
+        ), month AS (
+            INSERT INTO package_month_ledger AS t (package_id, day, actual_seconds, payable_seconds,
+                                                   unverified_seconds, rate_seconds)
+            SELECT package_id, date_trunc('month', local_date)::date, sum(actual_seconds), sum(payable_seconds),
+                   sum(unverified_seconds), sum(rate_seconds)
+            FROM c WHERE local_date IS NOT NULL
+            GROUP BY 1, 2
+            HAVING sum(actual_seconds) <> 0 OR sum(payable_seconds) <> 0 OR sum(unverified_seconds) <> 0
+                OR sum(rate_seconds) <> 0
+            ORDER BY 1, 2
+            ON CONFLICT (package_id, day) DO UPDATE SET
+                actual_seconds = t.actual_seconds + EXCLUDED.actual_seconds,
+                payable_seconds = t.payable_seconds + EXCLUDED.payable_seconds,
+                unverified_seconds = t.unverified_seconds + EXCLUDED.unverified_seconds,
+                rate_seconds = t.rate_seconds + EXCLUDED.rate_seconds
+        )
+        INSERT INTO package_period_ledger AS t (package_id, rate_seconds)
+        SELECT package_id, sum(rate_seconds) FROM c WHERE in_period
+        GROUP BY 1 HAVING sum(rate_seconds) <> 0 ORDER BY 1
+        ON CONFLICT (package_id) DO UPDATE SET rate_seconds = t.rate_seconds + EXCLUDED.rate_seconds$sql$,
+        carewatch_signed_changes(TG_OP));
+    -- Rows whose local date or period flag is not what their package says now. The UPDATE fires this
+    -- trigger again, which moves their amounts and finds nothing more to correct (a statement-level
+    -- trigger fires even for no rows, so the UPDATE runs only when there is something to correct).
+    IF TG_OP = 'DELETE' THEN  -- (old_rows only: a separate IF, as new_rows does not exist here)
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT FROM new_rows n CROSS JOIN LATERAL carewatch_ledger_dates(n.package_id, n.starts_at) d
+               WHERE n.local_date IS DISTINCT FROM d.local_date OR n.in_period IS DISTINCT FROM d.in_period) THEN
+        UPDATE shift_ledger l SET local_date = f.local_date, in_period = f.in_period
+        FROM (SELECT n.shift_id, d.local_date, d.in_period
+              FROM new_rows n CROSS JOIN LATERAL carewatch_ledger_dates(n.package_id, n.starts_at) d
+              WHERE n.local_date IS DISTINCT FROM d.local_date OR n.in_period IS DISTINCT FROM d.in_period) f
+        WHERE l.shift_id = f.shift_id;
+    END IF;
+    RETURN NULL;
+END $$;
+
+-- An activity's local date: one lookup with a plan kept for the session, instead of calling
+-- carewatch_package_zone (a SQL function run afresh for every row). A package or commissioner not
+-- stored (or no package) gives the default zone, as carewatch_package_zone does.
+CREATE OR REPLACE FUNCTION carewatch_activity_local_date() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    tz text;
+BEGIN
+    IF NEW.package_id IS NOT NULL THEN
+        SELECT c.timezone INTO tz
+        FROM packages p JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+        WHERE p.package_id = NEW.package_id;
+    END IF;
+    NEW.local_date := (NEW.occurred_at AT TIME ZONE coalesce(tz, 'Europe/London'))::date;
+    RETURN NEW;
+END $$;
