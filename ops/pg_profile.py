@@ -103,13 +103,16 @@ _ALL_CORE = migrate_module.core_migrations
 
 def _core_up_to(last: str | None) -> None:
     """Migrate only up to `last` (a version prefix such as 006) for the "before" side of an A/B."""
+
     def wanted() -> list[Migration]:
-        return [m for m in _ALL_CORE() if last is None or m.version[:len(last)] <= last]
+        return [m for m in _ALL_CORE() if last is None or m.version[: len(last)] <= last]
+
     migrate_module.core_migrations = wanted
 
 
-async def one_run(events: int, batch: int, *, statements: bool, functions: bool, explain: bool,
-                  up_to: str | None = None) -> dict[str, float]:
+async def one_run(
+    events: int, batch: int, *, statements: bool, functions: bool, explain: bool, up_to: str | None = None
+) -> dict[str, float]:
     name = f"carewatch_pgprofile_{uuid.uuid4().hex[:8]}"
     url = with_database(BASE_URL, name)
     ensure_database(url)
@@ -122,10 +125,16 @@ async def one_run(events: int, batch: int, *, statements: bool, functions: bool,
     if functions:
         settings += ["SET track_functions = 'all'"]
     if explain:
-        settings += ["LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
-                     "SET auto_explain.log_analyze = on", "SET auto_explain.log_triggers = on",
-                     "SET auto_explain.log_nested_statements = on", "SET auto_explain.log_level = notice",
-                     "SET auto_explain.log_timing = on", "SET client_min_messages = notice"]
+        settings += [
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_analyze = on",
+            "SET auto_explain.log_triggers = on",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_level = notice",
+            "SET auto_explain.log_timing = on",
+            "SET client_min_messages = notice",
+        ]
 
     async def configure(conn: AsyncConnection[Any]) -> None:
         for s in settings:
@@ -147,22 +156,24 @@ async def one_run(events: int, batch: int, *, statements: bool, functions: bool,
         _calls_by_label.clear()
         pg0, py0, wall0 = cpu_seconds(backend), time.process_time(), time.perf_counter()
         for start in range(0, len(feed), batch):
-            await processor.handle(feed[start:start + batch])
+            await processor.handle(feed[start : start + batch])
         pg1, py1, wall1 = cpu_seconds(backend), time.process_time(), time.perf_counter()
         assert pg0 is not None and pg1 is not None, "the backend's /proc entry is not readable here"
         async with pool.connection() as conn:
             if functions:
                 cur = await conn.execute(
-                    "SELECT funcname, calls, self_time, total_time FROM pg_stat_user_functions "
-                    "ORDER BY total_time DESC")
+                    "SELECT funcname, calls, self_time, total_time FROM pg_stat_user_functions ORDER BY total_time DESC"
+                )
                 print("  function                                 calls     self ms    total ms")
                 for fname, calls, self_ms, total_ms in await cur.fetchall():
                     print(f"  {fname:<38}{calls:>8}{self_ms:>12.1f}{total_ms:>12.1f}")
-            figures = await (await conn.execute(
-                "SELECT (SELECT count(*) FROM shift_ledger), (SELECT sum(payable_seconds) FROM shift_ledger),"
-                " (SELECT sum(spend_pence) FROM shift_ledger), (SELECT count(*) FROM alerts),"
-                " (SELECT count(*) FROM carer_week_time), (SELECT sum(rate_seconds) FROM package_day_ledger)"
-            )).fetchone()
+            figures = await (
+                await conn.execute(
+                    "SELECT (SELECT count(*) FROM shift_ledger), (SELECT sum(payable_seconds) FROM shift_ledger),"
+                    " (SELECT sum(spend_pence) FROM shift_ledger), (SELECT count(*) FROM alerts),"
+                    " (SELECT count(*) FROM carer_week_time), (SELECT sum(rate_seconds) FROM package_day_ledger)"
+                )
+            ).fetchone()
         print(f"  figures: {figures}")
     finally:
         await pool.close()
@@ -170,8 +181,7 @@ async def one_run(events: int, batch: int, *, statements: bool, functions: bool,
             print(f"  kept database {name}")
         else:
             drop_database(url)
-    return {"pg_us": (pg1 - pg0) * 1e6 / len(feed), "py_us": (py1 - py0) * 1e6 / len(feed),
-            "wall_s": wall1 - wall0}
+    return {"pg_us": (pg1 - pg0) * 1e6 / len(feed), "py_us": (py1 - py0) * 1e6 / len(feed), "wall_s": wall1 - wall0}
 
 
 def _print_statements(total_us: float, events: int) -> None:
@@ -179,8 +189,10 @@ def _print_statements(total_us: float, events: int) -> None:
     counted = sum(_cpu_by_label.values())
     print(f"  backend CPU by statement (getrusage, {counted * 1e6 / events:.0f} us/event of {total_us:.0f} counted):")
     for label, seconds in rows[:40]:
-        print(f"  {seconds * 1e6 / events:7.1f} us/ev {seconds / max(counted, 1e-9):6.1%} "
-              f"x{_calls_by_label.get(label, 0):<5} {label[:140]}")
+        print(
+            f"  {seconds * 1e6 / events:7.1f} us/ev {seconds / max(counted, 1e-9):6.1%} "
+            f"x{_calls_by_label.get(label, 0):<5} {label[:140]}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,8 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--statements", action="store_true")
     parser.add_argument("--functions", action="store_true")
     parser.add_argument("--explain", metavar="FILE")
-    parser.add_argument("--compare", metavar="VERSION",
-                        help="alternate runs migrated only up to VERSION (e.g. 006) with runs fully migrated")
+    parser.add_argument(
+        "--compare",
+        metavar="VERSION",
+        help="alternate runs migrated only up to VERSION (e.g. 006) with runs fully migrated",
+    )
     parser.add_argument("--keep", action="store_true", help="keep each run's database (printed)")
     args = parser.parse_args(argv)
     global KEEP
@@ -202,20 +217,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: dict[str | None, list[dict[str, float]]] = {side: [] for side in sides}
     for n in range(1, args.runs + 1):
         for side in sides:
-            r = asyncio.run(one_run(args.events, args.batch, statements=args.statements,
-                                    functions=args.functions, explain=bool(args.explain), up_to=side))
+            r = asyncio.run(
+                one_run(
+                    args.events,
+                    args.batch,
+                    statements=args.statements,
+                    functions=args.functions,
+                    explain=bool(args.explain),
+                    up_to=side,
+                )
+            )
             results[side].append(r)
-            print(f"run {n} ({'up to ' + side if side else 'all migrations'}): PostgreSQL {r['pg_us']:.0f} us/event,"
-                  f" worker (in process) {r['py_us']:.0f} us/event, {r['wall_s']:.1f} s", flush=True)
+            print(
+                f"run {n} ({'up to ' + side if side else 'all migrations'}): PostgreSQL {r['pg_us']:.0f} us/event,"
+                f" worker (in process) {r['py_us']:.0f} us/event, {r['wall_s']:.1f} s",
+                flush=True,
+            )
             if args.statements:
                 _print_statements(r["pg_us"], args.events)
     if args.explain:
         Path(args.explain).write_text("\n\n".join(_explains), encoding="utf-8")
     for side, runs in results.items():
         each = ", ".join(f"{r['pg_us']:.0f}" for r in runs)
-        print(f"{'up to ' + side if side else 'all migrations'}: median of {len(runs)}: PostgreSQL "
-              f"{statistics.median(r['pg_us'] for r in runs):.0f} us/event (runs {each}), worker "
-              f"{statistics.median(r['py_us'] for r in runs):.0f} us/event", flush=True)
+        print(
+            f"{'up to ' + side if side else 'all migrations'}: median of {len(runs)}: PostgreSQL "
+            f"{statistics.median(r['pg_us'] for r in runs):.0f} us/event (runs {each}), worker "
+            f"{statistics.median(r['py_us'] for r in runs):.0f} us/event",
+            flush=True,
+        )
     return 0
 
 
