@@ -30,7 +30,9 @@ _LEDGER_COLUMNS = (
 _UPSERT = f"""
 INSERT INTO shift_ledger ({", ".join(_LEDGER_COLUMNS)}, local_date, in_period)
 SELECT {", ".join("s." + c for c in _LEDGER_COLUMNS)}, d.local_date, d.in_period
-FROM staged_ledgers s CROSS JOIN LATERAL carewatch_ledger_dates(s.package_id, s.starts_at) d
+FROM staged_ledgers s LEFT JOIN packages p ON p.package_id = s.package_id
+LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+CROSS JOIN LATERAL carewatch_ledger_dates(s.starts_at, c.timezone, p.period_start, p.period_end) d
 ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
     starts_at = EXCLUDED.starts_at, planned_seconds = EXCLUDED.planned_seconds,
     scheduled_seconds = EXCLUDED.scheduled_seconds, actual_seconds = EXCLUDED.actual_seconds,

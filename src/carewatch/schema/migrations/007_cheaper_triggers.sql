@@ -15,23 +15,21 @@ BEGIN
         FROM jsonb_array_elements(plan) line);
 END $$;
 
--- The local date of a ledger row's start in its package's commissioner's zone (the default zone for a
--- package or commissioner not stored), and whether it lies in the package's period. One SELECT, so the
--- planner inlines it into the statement that calls it: a whole statement's rows in one join.
-CREATE OR REPLACE FUNCTION carewatch_ledger_dates(package text, starts timestamptz)
-RETURNS TABLE (local_date date, in_period boolean) LANGUAGE sql STABLE AS $$
-    SELECT d.local_date, coalesce(d.local_date BETWEEN p.period_start AND p.period_end, false)
-    FROM (SELECT 1) one
-    LEFT JOIN packages p ON p.package_id = package
-    LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
-    CROSS JOIN LATERAL (SELECT (starts AT TIME ZONE coalesce(c.timezone, 'Europe/London'))::date) d(local_date)
+-- The local date of an instant in a zone (the default zone for none), and whether it lies in a period:
+-- what migration 006's row trigger computed from the package and its commissioner. One SELECT without
+-- a FROM, so the planner inlines it into the statement that calls it, which joins the packages and
+-- commissioners of all its rows at once.
+CREATE OR REPLACE FUNCTION carewatch_ledger_dates(starts timestamptz, zone text, first date, last date)
+RETURNS TABLE (local_date date, in_period boolean) LANGUAGE sql IMMUTABLE AS $$
+    SELECT d, coalesce(d BETWEEN first AND last, false)
+    FROM (SELECT (starts AT TIME ZONE coalesce(zone, 'Europe/London'))::date) x(d)
 $$;
 
 -- shift_ledger.local_date and in_period were set row by row by a BEFORE trigger (two queries a row, and
 -- twice for a row an upsert updates: once as the proposed insert, once as the update), which cost more
 -- than the upsert itself. They are now set for a whole statement after it: the ledger writer supplies
 -- them (store/ledgers.py), and the statement-level trigger below corrects any row whose values are not
--- those of carewatch_ledger_dates (a writer that leaves them out, or a package whose period or zone
+-- those of carewatch_ledger_dates for its package (a writer that leaves them out, or a package whose period or zone
 -- has changed since), by an UPDATE whose own trigger moves the roll-ups' amounts. The roll-ups end the
 -- same either way, since they only ever add the signed rows.
 DROP TRIGGER shift_ledger_local_date ON shift_ledger;
@@ -41,6 +39,8 @@ DROP FUNCTION carewatch_ledger_local_date();
 -- the correction of local_date and in_period. Rows are still added in key order, one table after the
 -- other in one fixed order, so two writers never wait on each other in opposite orders.
 CREATE OR REPLACE FUNCTION carewatch_roll_up_ledgers() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    wrong bigint;
 BEGIN
     -- An upsert fires the INSERT and the UPDATE triggers both, often one of them for no rows.
     IF TG_OP = 'DELETE' THEN
@@ -99,11 +99,19 @@ BEGIN
     IF TG_OP = 'DELETE' THEN  -- (old_rows only: a separate IF, as new_rows does not exist here)
         RETURN NULL;
     END IF;
-    IF EXISTS (SELECT FROM new_rows n CROSS JOIN LATERAL carewatch_ledger_dates(n.package_id, n.starts_at) d
-               WHERE n.local_date IS DISTINCT FROM d.local_date OR n.in_period IS DISTINCT FROM d.in_period) THEN
+    -- Counted first (a plan over all the rows, not an EXISTS's row by row), as the usual writer has
+    -- supplied every value and there is nothing to correct.
+    SELECT count(*) INTO wrong
+    FROM new_rows n LEFT JOIN packages p ON p.package_id = n.package_id
+    LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+    CROSS JOIN LATERAL carewatch_ledger_dates(n.starts_at, c.timezone, p.period_start, p.period_end) d
+    WHERE n.local_date IS DISTINCT FROM d.local_date OR n.in_period IS DISTINCT FROM d.in_period;
+    IF wrong > 0 THEN
         UPDATE shift_ledger l SET local_date = f.local_date, in_period = f.in_period
         FROM (SELECT n.shift_id, d.local_date, d.in_period
-              FROM new_rows n CROSS JOIN LATERAL carewatch_ledger_dates(n.package_id, n.starts_at) d
+              FROM new_rows n LEFT JOIN packages p ON p.package_id = n.package_id
+              LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+              CROSS JOIN LATERAL carewatch_ledger_dates(n.starts_at, c.timezone, p.period_start, p.period_end) d
               WHERE n.local_date IS DISTINCT FROM d.local_date OR n.in_period IS DISTINCT FROM d.in_period) f
         WHERE l.shift_id = f.shift_id;
     END IF;
