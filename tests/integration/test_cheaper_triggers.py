@@ -166,6 +166,9 @@ def test_rows_written_without_dates_or_with_wrong_ones_are_corrected(fresh_datab
       {"service_type": "personal_care", "band": "day", "pence_per_hour": 2400}]),
     ([{"service_type": "personal_care"}, {"service_type": "personal_care", "minutes_per_week": 10}],
      [{"service_type": "personal_care", "band": "day", "pence_per_hour": 2400}]),
+    ([{"service_type": "x", "minutes_per_week": 60, "carers": 3}, {"service_type": "y", "minutes_per_week": 7}],
+     [{"service_type": "x", "band": "day"}, {"service_type": "x", "band": "day", "pence_per_hour": 100},
+      {"service_type": "y", "band": "night", "pence_per_hour": 100}]),
     ([], []),
 ])
 def test_plan_weekly_rate_is_migration_006s(fresh_database_url: str, plan: list[Any], rates: list[Any]) -> None:
