@@ -28,14 +28,14 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor
 
-from carewatch.bench import bench_feed, cpu_seconds
+from carewatch.bench import BENCH_START, bench_feed, cpu_seconds
 from carewatch.clock import FixedClock
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.schema import migrate as migrate_module
@@ -43,7 +43,7 @@ from carewatch.schema.migrate import Migration, drop_database, ensure_database, 
 from carewatch.store.db import make_pool
 
 BASE_URL = os.environ.get("CAREWATCH_DATABASE_URL", "").strip() or "postgresql://postgres@127.0.0.1:5432/carewatch"
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # after the simulated day, as the bench's system clock is
+NOW = BENCH_START + timedelta(days=1, hours=2)  # just after the simulated day, as `carewatch bench` sets it
 _USAGE = re.compile(r"([0-9.]+) s user, ([0-9.]+) s system")
 
 KEEP = False  # --keep: leave the database for a closer look
