@@ -12,6 +12,7 @@ import psycopg
 
 from carewatch.alerts.bus import AlertBus, Channels, publishing_listener
 from carewatch.clock import parse_clock
+from carewatch.data_version import DataVersion, batch_listener, data_version_channel
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
 from carewatch.settings import Settings
@@ -46,6 +47,8 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Wor
     # Alerts changed by a batch are published on Redis after its commit (alerts/bus.publishing_listener).
     bus = AlertBus(resources.redis, Channels.for_settings(settings))
     processor.listeners.append(publishing_listener(bus))
+    # And that what queries read changed, so that API processes empty their response caches.
+    processor.listeners.append(batch_listener(DataVersion(resources.redis, data_version_channel(settings), "worker")))
     register_agents(app, settings, topics, processor)
     return app, processor, resources
 
