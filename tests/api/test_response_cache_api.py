@@ -324,3 +324,25 @@ async def test_a_sweep_that_changed_an_alert_announces(fresh_database_url: str, 
         await scheduler.lease.release()
         await pool.close()
         await client.aclose()
+
+
+def count(result: str) -> float:
+    return REGISTRY.get_sample_value("carewatch_response_cache_total", {"result": result}) or 0.0
+
+
+def test_a_hit_late_in_its_entry_s_life_has_the_page_made_again_in_the_background(
+        seeded_database_url: str, redis_url: str) -> None:
+    settings = Settings(database_url=seeded_database_url, redis_url=redis_url, response_cache_ttl_ms=4000)
+    admin = token_for(seeded_database_url, "admin")
+    with api(settings, FixedClock(NOW)) as client:
+        served_from_cache(client, PAGE, admin)
+        made = time.monotonic()  # the entry was made a moment before this
+        misses, refreshes = count("miss"), count("refresh")
+        time.sleep(max(0.0, made + 3.1 - time.monotonic()))  # past 75% of its life
+        post(client, PAGE, admin)
+        assert count("refresh") == refreshes + 1
+        time.sleep(max(0.0, made + 4.2 - time.monotonic()))  # the first entry has expired by now
+        before = hits()
+        post(client, PAGE, admin)
+        assert hits() == before + 1  # served by the entry the refresh made
+        assert count("miss") == misses

@@ -8,6 +8,7 @@ empties this process's cache as soon as it has run and announces the change to t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,7 +20,17 @@ from carewatch.graphql.response_cache import LOOKUPS, ResponseCache, cache_key, 
 from carewatch.security.gate import BODY_JSON_KEY, viewer_in_scope
 from carewatch.security.query_cost import body_json
 
-_HIT, _MISS, _WAITED, _BYPASS = (LOOKUPS.labels(r) for r in ("hit", "miss", "waited", "bypass"))
+_HIT, _MISS, _WAITED, _BYPASS, _REFRESHED = (LOOKUPS.labels(r) for r in ("hit", "miss", "waited", "bypass", "refresh"))
+# A hit on an entry past this share of its TTL has the page made again in the background.
+REFRESH_AT = 0.75
+log = logging.getLogger(__name__)
+
+
+async def _quietly(run: Awaitable[None]) -> None:
+    try:
+        await run
+    except Exception:  # the next request for the page makes it (and says what failed)
+        log.debug("refreshing a cached GraphQL response failed", exc_info=True)
 
 
 async def _whole_body(receive: Receive) -> tuple[bytes, list[Message]]:
@@ -85,6 +96,7 @@ class CachedQueries:
         on_write: Callable[[Scope], Awaitable[None]],
     ) -> None:
         self.cache, self.clock, self.negotiate, self.on_write = cache, clock, negotiate, on_write
+        self._background: set[asyncio.Task[None]] = set()
 
     async def __call__(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         viewer = viewer_in_scope(scope)
@@ -126,14 +138,53 @@ class CachedQueries:
         elif entry is not None:
             _HIT.inc()
             await _send_entry(send, entry.headers, entry.body)
+            if self.cache.monotonic() >= entry.expires - self.cache.ttl_seconds * (1 - REFRESH_AT):
+                await self._refresh(app, key, scope, receive)
             return
         _MISS.inc()
-        await self._run_and_keep(app, key, now, scope, receive, send)
+        await self._run_and_keep(app, key, now, self.cache.take_off(key), scope, receive, send)
+
+    async def _refresh(self, app: ASGIApp, key: Any, scope: Scope, receive: Receive) -> None:
+        """Run this request again in the background to replace an entry late in its life, so that the
+        page's readers keep being served from the cache rather than all waiting for it to be made again.
+        The staleness bound is unchanged: each entry still serves only its TTL from its own start."""
+        if self.cache.flight(key) is not None:
+            return
+        message = await receive()  # the body (as the gate hands it on): not read on a hit
+        if message["type"] != "http.request" or message.get("more_body", False):
+            return
+        again = {k: v for k, v in scope.items() if k != RESULT_OK_KEY}
+        given = False
+
+        async def replay() -> Message:
+            nonlocal given
+            if given:
+                return {"type": "http.disconnect"}
+            given = True
+            return message
+
+        async def discard(_: Message) -> None:
+            pass
+
+        _REFRESHED.inc()
+        run = self._run_and_keep(
+            app, key, self.clock.now().timestamp(), self.cache.take_off(key), again, replay, discard
+        )
+        task = asyncio.get_running_loop().create_task(_quietly(run), name="carewatch-cache-refresh")
+        self._background.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._background.discard)
 
     async def _run_and_keep(
-        self, app: ASGIApp, key: Any, now: float, scope: Scope, receive: Receive, send: Send
+        self,
+        app: ASGIApp,
+        key: Any,
+        now: float,
+        takeoff: tuple[int, asyncio.Future[None]],
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
-        generation, flight = self.cache.take_off(key)
+        generation, flight = takeoff
         started = self.cache.monotonic()
         status = 0
         headers: tuple[tuple[bytes, bytes], ...] = ()

@@ -43,10 +43,11 @@ LOOKUPS = Counter(
     "carewatch_response_cache_total",
     "GraphQL requests seen by the response cache: hit (served from it), miss (ran and may be "
     "stored), waited (served by a concurrent identical request's run), bypass (not cacheable: "
-    "a mutation, a batch, a request error, the cache not listening for data changes)",
+    "a mutation, a batch, a request error, the cache not listening for data changes), refresh (a hit late "
+    "in its entry's life had the page made again in the background)",
     ["result"],
 )
-for _result in ("hit", "miss", "waited", "bypass"):  # every series exists from the start, at zero
+for _result in ("hit", "miss", "waited", "bypass", "refresh"):  # every series exists from the start, at zero
     LOOKUPS.labels(_result)
 INVALIDATIONS = Counter(
     "carewatch_response_cache_invalidations_total",
