@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis
@@ -74,14 +74,37 @@ class DataVersion:
         self.outage.ok()
 
 
-def batch_listener(version: DataVersion) -> Callable[[HasChanges], Awaitable[None]]:
-    """A BatchProcessor listener (called after the batch's commit): announce when the batch changed reads."""
+class BatchAnnouncer:
+    """A BatchProcessor listener (called after each batch's commit) announcing, when the batch changed
+    what queries read, in a task of its own: the batch loop never waits for Redis. Announcements
+    coalesce: batches committed while one is being sent are covered by one more, sent after it."""
 
-    async def announce(outcome: HasChanges) -> None:
-        if changes_reads(outcome):
-            await version.changed()
+    def __init__(self, version: DataVersion) -> None:
+        self.version = version
+        self.due = False
+        self._task: asyncio.Task[None] | None = None
 
-    return announce
+    async def __call__(self, outcome: HasChanges) -> None:
+        if not changes_reads(outcome):
+            return
+        self.due = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._send(), name="announce-data-version")
+
+    async def _send(self) -> None:
+        while self.due:
+            self.due = False
+            await self.version.changed()  # never raises: a failure is logged, caches expire by their TTL
+
+    async def drain(self) -> None:
+        """Wait for the announcement under way, if any (tests; shutting down)."""
+        if self._task is not None:
+            await self._task
+
+
+def batch_listener(version: DataVersion) -> BatchAnnouncer:
+    """The worker's listener: announces after each committed batch that changed what queries read."""
+    return BatchAnnouncer(version)
 
 
 def announce_now(settings: Settings, source: str) -> bool:

@@ -192,3 +192,28 @@ def test_only_a_well_formed_single_operation_may_come_from_the_cache() -> None:
     assert not _well_formed({"query": PAGE, "other": 1})
     assert not _well_formed({"query": PAGE, "extensions": 0})
     assert not _well_formed({"query": PAGE, "extensions": False})
+
+
+def test_the_worker_s_announcements_never_hold_a_batch_and_coalesce() -> None:
+    from carewatch.data_version import BatchAnnouncer, DataVersion
+
+    class SlowRedis(DataVersion):
+        def __init__(self) -> None:
+            self.sent = 0
+            self.release = asyncio.Event()
+
+        async def changed(self) -> None:
+            await self.release.wait()
+            self.sent += 1
+
+    async def scenario() -> None:
+        version = SlowRedis()
+        announce = BatchAnnouncer(version)
+        for _ in range(5):  # five batches commit while Redis is slow: none of them waits
+            await asyncio.wait_for(announce(BatchOutcome(applied=1)), timeout=0.5)
+        await announce(BatchOutcome(duplicates=9))  # changes nothing a query reads
+        version.release.set()
+        await announce.drain()
+        assert version.sent == 2  # the one under way, then one for every batch committed meanwhile
+
+    asyncio.run(scenario())
