@@ -121,10 +121,12 @@ async def apply_through_pipeline(settings: Settings, event: dict[str, Any]) -> N
         raise AssertionError(f"rejected: {value!r}")
 
     processor = BatchProcessor(pool, no_dead_letters, FixedClock(NOW))
-    processor.listeners.append(batch_listener(DataVersion(client, data_version_channel(settings), "worker")))
+    announcer = batch_listener(DataVersion(client, data_version_channel(settings), "worker"))
+    processor.listeners.append(announcer)
     try:
         outcome = await processor.handle([(None, json.dumps(event).encode())])
         assert outcome.applied == 1
+        await announcer.drain()  # sent from a task of its own, as in the worker
     finally:
         await processor.close()
         await client.aclose()
