@@ -217,3 +217,15 @@ def test_the_worker_s_announcements_never_hold_a_batch_and_coalesce() -> None:
         assert version.sent == 2  # the one under way, then one for every batch committed meanwhile
 
     asyncio.run(scenario())
+
+
+def test_a_long_document_is_never_cached_but_still_told_apart() -> None:
+    from carewatch.graphql.cached_http import _well_formed
+    from carewatch.graphql.response_cache import MAX_CACHED_QUERY_CHARS, _operation_kind
+
+    long_query = PAGE + " " * MAX_CACHED_QUERY_CHARS
+    assert not _well_formed({"query": long_query})
+    long_mutation = 'mutation { resolveAlert(id: "1", note: "x") { id } }' + " " * MAX_CACHED_QUERY_CHARS
+    before = _operation_kind.cache_info().currsize
+    assert operation_kind(long_mutation, None) == "mutation"  # a mutation still empties the caches
+    assert _operation_kind.cache_info().currsize == before  # its text is not kept

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from carewatch.clock import Clock
 from carewatch.graphql.over_http import RESULT_OK_KEY
-from carewatch.graphql.response_cache import LOOKUPS, ResponseCache, cache_key, operation_kind
+from carewatch.graphql.response_cache import LOOKUPS, MAX_CACHED_QUERY_CHARS, ResponseCache, cache_key, operation_kind
 from carewatch.security.gate import BODY_JSON_KEY, viewer_in_scope
 from carewatch.security.query_cost import body_json
 
@@ -78,6 +78,8 @@ def _well_formed(data: Any) -> bool:
     """One operation in GraphQL-over-HTTP's shape, and no extensions: anything else is left to GraphQL
     to answer (a wrong type is a 400 there, which a cached answer to the right shape must not hide)."""
     if not isinstance(data, dict) or not isinstance(data.get("query"), str) or data.get("extensions") not in (None, {}):
+        return False
+    if len(data["query"]) > MAX_CACHED_QUERY_CHARS:
         return False
     if not set(data) <= {"query", "operationName", "variables", "extensions"}:
         return False

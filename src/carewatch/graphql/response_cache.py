@@ -60,10 +60,21 @@ ENTRY_OVERHEAD = 256  # bytes counted per entry beyond its body and key texts: t
 Key = tuple[Any, ...]
 
 
-@lru_cache(maxsize=512)
+# Documents longer than this are never cached, nor kept in the per-text caches below (a client sending
+# many large distinct documents must not fill memory with their texts).
+MAX_CACHED_QUERY_CHARS = 16_384
+
+
 def operation_kind(query: str, operation_name: str | None) -> str | None:
     """'query', 'mutation' or 'subscription' for the operation that would run; None when the document
     does not parse or names no single operation (GraphQL then answers with an error, not cached)."""
+    if len(query) > MAX_CACHED_QUERY_CHARS:
+        return _operation_kind.__wrapped__(query, operation_name)
+    return _operation_kind(query, operation_name)
+
+
+@lru_cache(maxsize=512)
+def _operation_kind(query: str, operation_name: str | None) -> str | None:
     document = parsed(query)
     if document is None:
         return None
