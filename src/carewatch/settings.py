@@ -126,6 +126,12 @@ class Settings:
         "CAREWATCH_MAX_QUERY_COST", 25_000,
         "most a GraphQL request may cost (each list field: its `first` x what it selects, summed over aliases "
         "and a batch); over it the request is refused before it runs; 0: no limit")
+    response_cache_ttl_ms: int = setting(
+        "CAREWATCH_RESPONSE_CACHE_TTL_MS", 1000,
+        "longest an API process serves a GraphQL query's cached response (per token, document, variables); "
+        "emptied at once when a committed write is announced on Redis; 0: no response cache")
+    response_cache_mb: int = setting("CAREWATCH_RESPONSE_CACHE_MB", 64,
+                                     "most memory (MiB) an API process's GraphQL response cache holds")
     token_cache_seconds: float = setting(
         "CAREWATCH_TOKEN_CACHE_SECONDS", 5.0,
         "how long a confirmed token is trusted without the database: the most a revocation waits")

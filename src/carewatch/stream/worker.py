@@ -12,6 +12,7 @@ import psycopg
 
 from carewatch.alerts.bus import AlertBus, Channels, PublishQueue
 from carewatch.clock import parse_clock
+from carewatch.data_version import DataVersion, batch_listener, data_version_channel
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
 from carewatch.settings import Settings
@@ -48,6 +49,9 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Wor
     bus = AlertBus(resources.redis, Channels.for_settings(settings))
     resources.publisher = PublishQueue(bus)
     processor.listeners.append(resources.publisher)
+    # And that what queries read changed, so that API processes empty their response caches (announced
+    # by a task of its own too, coalesced: a batch never waits for it).
+    processor.listeners.append(batch_listener(DataVersion(resources.redis, data_version_channel(settings), "worker")))
     register_agents(app, settings, topics, processor)
     return app, processor, resources
 
