@@ -73,17 +73,20 @@ def cpu_seconds(pid: int) -> float | None:
 
 @dataclass
 class CpuMeter:
-    """CPU seconds of a set of processes, summed; processes seen later count from zero."""
+    """CPU seconds of a set of processes, summed; processes seen later count from zero, and one that
+    has exited keeps the last reading taken of it (so the sum never goes back)."""
 
-    pids: set[int] = field(default_factory=set)
+    last: dict[int, float] = field(default_factory=dict)
     readable: bool = True
 
     def read(self, pids: set[int]) -> float | None:
-        self.pids |= pids
-        seconds = [cpu_seconds(pid) for pid in sorted(self.pids)]
-        if self.pids and all(s is None for s in seconds):
-            self.readable = False  # another host's processes, or /proc not ours to read
-        return sum(s for s in seconds if s is not None) if self.readable and self.pids else None
+        for pid in pids | set(self.last):
+            seconds = cpu_seconds(pid)
+            if seconds is not None:
+                self.last[pid] = seconds
+            elif pid in pids and pid not in self.last and Path(f"/proc/{pid}").exists():
+                self.readable = False  # there, but not ours to read
+        return sum(self.last.values()) if self.readable and self.last else None
 
 
 def per_event_us(start: float | None, end: float | None, events: int) -> float | None:

@@ -130,6 +130,12 @@ class Settings:
         "CAREWATCH_WEBSOCKET_COMPRESSION", False,
         "whether the API's websockets may negotiate permessage-deflate; off: compressing every alert once per "
         "subscriber costs more CPU than it saves on messages of a few hundred bytes")
+    response_cache_ttl_ms: int = setting(
+        "CAREWATCH_RESPONSE_CACHE_TTL_MS", 1000,
+        "longest an API process serves a GraphQL query's cached response (per token, document, variables); "
+        "emptied at once when a committed write is announced on Redis; 0: no response cache")
+    response_cache_mb: int = setting("CAREWATCH_RESPONSE_CACHE_MB", 64,
+                                     "most memory (MiB) an API process's GraphQL response cache holds")
     token_cache_seconds: float = setting(
         "CAREWATCH_TOKEN_CACHE_SECONDS", 5.0,
         "how long a confirmed token is trusted without the database: the most a revocation waits")

@@ -24,14 +24,18 @@ from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from carewatch.clock import Clock, parse_clock
+from carewatch.data_version import ChangeWatch, DataVersion, data_version_channel
 from carewatch.exports import STATEMENTS_CSV_PATH, statements_csv
 from carewatch.graphql.alerts_hub import AlertHub, hub_of
+from carewatch.graphql.cached_http import CachedQueries
 from carewatch.graphql.context import Context, build_context
 from carewatch.graphql.fanout import GroupedGraphQLWSHandler, GroupedTransportWSHandler
-from carewatch.graphql.over_http import GraphQLOverHTTP
+from carewatch.graphql.over_http import GraphQLOverHTTP, negotiate
+from carewatch.graphql.response_cache import ResponseCache
 from carewatch.graphql.schema import build_schema
 from carewatch.ingest_http import EventProducer, post_events
 from carewatch.pages import board_routes, graphiql_page, graphiql_routes
@@ -62,6 +66,7 @@ class AppState:
     redis: aioredis.Redis
     producer: EventProducer
     hub: AlertHub
+    data_version: DataVersion  # announces this process's writes (mutations) to every API process
 
 
 def app_state(connection: HTTPConnection) -> AppState:
@@ -72,9 +77,27 @@ def app_state(connection: HTTPConnection) -> AppState:
 
 
 class CarewatchGraphQL(GraphQLOverHTTP):
+    """The GraphQL view; POSTed queries go through the response cache (graphql/cached_http.py)."""
+
     # Websocket subscriptions run once per group of subscribers that would receive the same payloads.
     graphql_transport_ws_handler_class = GroupedTransportWSHandler
     graphql_ws_handler_class = GroupedGraphQLWSHandler
+
+    def __init__(self, *args: Any, cache: ResponseCache | None = None, clock: Clock | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cached = (CachedQueries(cache, clock, negotiate, self._announce_write)
+                       if cache is not None and clock is not None and cache.enabled else None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.cached is not None:
+            await self.cached(super().__call__, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    @staticmethod
+    async def _announce_write(scope: Scope) -> None:
+        await app_state(Request(scope)).data_version.changed()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
@@ -151,15 +174,6 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def freeze_start_up() -> None:
-    """Move what start-up made (modules, the schema, the app: about 100,000 objects) out of the collector's
-    sight. Each full collection walked all of it: 35 to 190 ms on this machine during which the process
-    answered nothing, the worst of the cost limit's refusals (docs/api-load.md). Cycles made later are
-    collected as before."""
-    gc.collect()
-    gc.freeze()
-
-
 def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
     """The API app; `clock` overrides the processing clock of `settings.clock` (tests pass a FixedClock)."""
     processing_clock = clock if clock is not None else parse_clock(settings.clock)
@@ -173,22 +187,31 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Starlette:
         # One Redis subscription per process for the alerts and shiftUpdates subscriptions, listening
         # from start-up so that an alert published before the first subscriber's arrival is not lost.
         hub = hub_of(settings)
-        state = AppState(settings, processing_clock, pool, client, producer, hub)
+        channel = data_version_channel(settings)
+        state = AppState(settings, processing_clock, pool, client, producer, hub,
+                         DataVersion(client, channel, source="api"))
         await hub.start()
-        freeze_start_up()
+        # The response cache serves nothing until this process listens for announced writes.
+        watch = ChangeWatch(client, channel, on_change=cache.invalidate,
+                            on_listening=lambda live: setattr(cache, "live", live))
+        if cache.enabled:
+            watch.start()
         try:
             # "pool" and "redis" are also top level: the access gate (security/gate.py) reads them there.
             yield {"carewatch": state, "pool": pool, "redis": client}
         finally:
+            await watch.stop()
             await hub.stop()
             await producer.close()
             await client.aclose()
             await pool.close()
 
     schema = build_schema(production=settings.production)
+    cache = ResponseCache(settings.response_cache_ttl_ms / 1000, settings.response_cache_mb * 1024 * 1024)
     graphql_app = CarewatchGraphQL(
         schema,
         graphql_ide=None if settings.production else "graphiql",
+        cache=cache, clock=processing_clock,
     )
     routes = [
         Route("/graphql", graphql_app, methods=["GET", "POST"]),
@@ -227,6 +250,14 @@ def _check_database(database_url: str) -> None:
         raise ServiceUnavailable("the database has no Carewatch tables: run `carewatch migrate`") from exc
 
 
+def freeze_start_up_objects() -> None:
+    """Keep what start-up made (modules, the schema, the app: about 90,000 objects) out of the collector's
+    sight. Without this every full collection walked them all: 140-160 ms with the event loop stopped,
+    which showed as the API's p99 under load (docs/api-load.md)."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_api(settings: Settings, host: str, port: int, reuse_port: bool = False) -> int:
     """`carewatch api`: serve until interrupted; `reuse_port` shares the port with other API processes."""
     import uvicorn
@@ -238,6 +269,7 @@ def run_api(settings: Settings, host: str, port: int, reuse_port: bool = False) 
     # for 10,000 subscribers was compressed 10,000 times, a third of the fan-out's CPU (docs/api-load.md).
     config = uvicorn.Config(create_app(settings), host=host, port=port, lifespan="on", log_level="info",
                             log_config=None, ws_per_message_deflate=settings.websocket_compression)
+    freeze_start_up_objects()
     server = uvicorn.Server(config)
     if not reuse_port:
         server.run()

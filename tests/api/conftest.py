@@ -91,8 +91,11 @@ def seeded_database_url(fresh_database_url: str) -> str:
 
 @pytest.fixture()
 def api_settings(seeded_database_url: str, redis_url: str, broker: Broker) -> Settings:
+    # No response cache: these tests write rows straight to the tables between queries, which no writer
+    # announces (tests/api/test_response_cache_api.py tests the cache with the writers that do).
     return Settings(database_url=seeded_database_url, redis_url=redis_url, kafka_url=broker.kafka_url,
-                    events_topic=f"care-events-{uuid.uuid4().hex[:8]}", environment="development")
+                    events_topic=f"care-events-{uuid.uuid4().hex[:8]}", environment="development",
+                    response_cache_ttl_ms=0)
 
 
 def token_for(database_url: str, role: str, scope: str | None = None) -> dict[str, str]:

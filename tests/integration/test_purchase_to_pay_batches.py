@@ -104,3 +104,38 @@ async def test_the_daily_check_judges_the_packages_no_batch_judged_for_a_day() -
         assert "130425p" in alert.message
         async with conn.transaction():
             assert await sweep_budgets(conn, NOW + timedelta(hours=1)) == []  # judged just now
+
+
+async def test_a_budget_is_judged_when_its_spend_moves_not_on_every_rebuild() -> None:
+    """DOMAIN.md "Budget at risk": judged on a change of spend or plan. A batch that rebuilds a shift
+    without moving its spend (a shift announced, a clock-in) leaves a fresh check alone; a clock-out
+    that moves the spend is judged at once."""
+    url = make_database()
+    setup = _setup()
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await apply_batch(conn, setup[:5], NOW)  # registered, approved, SH announced: judged (plan)
+        await conn.execute("UPDATE packages SET budget_pence = 125000")  # a cut no event announced
+        await conn.commit()
+
+        async def checks() -> list[tuple[Any, ...]]:
+            cur = await conn.execute("SELECT level FROM budget_checks")
+            return await cur.fetchall()
+
+        assert await checks() == [(None,)]
+        another = _event("s2", "shift.scheduled", "2026-04-12T08:00:00Z", shift_id="SH2", package_id="PKG",
+                         provider_id="PRV", starts_at="2026-04-21T08:00:00Z", ends_at="2026-04-21T09:00:00Z",
+                         service_type="personal_care")
+        outcome = await apply_batch(conn, [another, setup[5]], NOW + timedelta(minutes=5))  # no spend moved
+        assert [a.kind for a in outcome.alerts if a.kind == "BUDGET_AT_RISK"] == []
+        assert await checks() == [(None,)]
+        outcome = await apply_batch(conn, [setup[6]], NOW + timedelta(minutes=10))  # the clock-out: 1800p spent
+        assert [(a.kind, a.severity) for a in outcome.alerts if a.kind == "BUDGET_AT_RISK"] == [
+            ("BUDGET_AT_RISK", "critical")]
+        # Rebuilt without moving the spend, but the check is over an hour old: judged again (unchanged).
+        late = _event("o2", "visit.clock_in", "2026-04-21T08:00:00Z", shift_id="SH2", package_id="PKG",
+                      provider_id="PRV", carer_id="CR", method="nfc")
+        await conn.execute("UPDATE packages SET budget_pence = 10000000")
+        await conn.commit()
+        outcome = await apply_batch(conn, [late], NOW + timedelta(hours=2))
+        assert [(a.kind, a.status) for a in outcome.alerts if a.kind == "BUDGET_AT_RISK"] == [
+            ("BUDGET_AT_RISK", "auto_resolved")]

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -182,13 +183,72 @@ class HasAlerts(Protocol):
     def alerts(self) -> tuple[AlertRecord, ...]: ...
 
 
-def publishing_listener(bus: AlertBus) -> Callable[[HasAlerts], Awaitable[None]]:
-    """A batch listener (called after the commit) that publishes the batch's alerts and shift updates."""
+async def publish_outcome(bus: AlertBus, outcome: HasAlerts) -> None:
+    """A committed batch's alerts and shift updates on Redis; each alert in the log at DEBUG, a count
+    by status and kind at INFO (the alerts themselves are in the database and on the board)."""
+    await bus.publish_alerts(outcome.alerts)
+    await bus.publish_shift_updates(outcome.affected_shift_ids)
+    if outcome.alerts:
+        if log.isEnabledFor(logging.DEBUG):
+            for alert in outcome.alerts:
+                log.debug("event %s %s %s: %s", alert.status, alert.kind, alert.subject_id, alert.message)
+        counts = Counter(f"{alert.status} {alert.kind}" for alert in outcome.alerts)
+        log.info("alerts published: %s", ", ".join(f"{n} {what}" for what, n in sorted(counts.items())))
 
-    async def publish(outcome: HasAlerts) -> None:
-        await bus.publish_alerts(outcome.alerts)
-        await bus.publish_shift_updates(outcome.affected_shift_ids)
-        for alert in outcome.alerts:
-            log.info("event %s %s %s: %s", alert.status, alert.kind, alert.subject_id, alert.message)
 
-    return publish
+class PublishQueue:
+    """A batch listener that publishes in a task of its own, in commit order, so that the next batch
+    never waits for Redis (issue 12). Outcomes are only ever queued after their commit, so nothing is
+    published before the database holds it. At most `limit` outcomes wait; beyond that the batch
+    loop waits too, so a slow Redis slows the worker instead of growing its memory. Publishing stays
+    best effort as before: a failure is logged and subscribers catch up with `alerts(since:)`."""
+
+    def __init__(self, bus: AlertBus, limit: int = 32) -> None:
+        self.bus = bus
+        self.limit = limit
+        self._queue: asyncio.Queue[HasAlerts] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, outcome: HasAlerts) -> None:
+        if not outcome.alerts and not outcome.affected_shift_ids:
+            return
+        if self._queue is None or self._task is None or self._task.done():
+            self._queue = self._queue or asyncio.Queue(self.limit)
+            self._task = asyncio.get_running_loop().create_task(self._run(self._queue), name="publish-alerts")
+        await self._queue.put(outcome)
+
+    async def _run(self, queue: asyncio.Queue[HasAlerts]) -> None:
+        while True:
+            outcome = await queue.get()
+            try:
+                await publish_outcome(self.bus, outcome)
+            except Exception:
+                log.exception("publishing a batch's alerts failed; subscribers catch up with since")
+            finally:
+                queue.task_done()
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued is published (True), or `timeout` seconds (False)."""
+        if self._queue is None or self._task is None or self._task.done():
+            return self.waiting == 0
+        try:
+            async with asyncio.timeout(timeout):
+                await self._queue.join()
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Publish what is queued (for `timeout` seconds at most), then stop."""
+        if not await self.drain(timeout):
+            log.warning("stopping with %d batches' alerts unpublished; subscribers catch up with since",
+                        self.waiting)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -29,6 +29,7 @@ from carewatch.alerts.lease import Lease
 from carewatch.alerts.record import AlertRecord
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import Clock, parse_clock
+from carewatch.data_version import DataVersion, data_version_channel
 from carewatch.domain.calendar import zone
 from carewatch.logs import Outage
 from carewatch.settings import Settings
@@ -68,8 +69,10 @@ class AlertScheduler:
         clock: Clock,
         config: SweepConfig,
         intervals: Intervals = Intervals(),
+        data_version: DataVersion | None = None,
     ) -> None:
         self.pool, self.bus, self.lease, self.clock = pool, bus, lease, clock
+        self.data_version = data_version
         self.config, self.intervals = config, intervals
         self.sweeps_run = 0
         self._scheduler: AsyncIOScheduler | None = None
@@ -118,6 +121,8 @@ class AlertScheduler:
                 alert.message,
             )
         await self.bus.publish_alerts(changed)
+        if changed and self.data_version is not None:
+            await self.data_version.changed()  # API processes empty their response caches
         await self.bus.publish_shift_updates(
             a.shift_id for a in changed if a.shift_id and a.kind in SHIFT_STATUS_KINDS
         )
@@ -171,6 +176,7 @@ async def serve(
         clock or parse_clock(settings.clock),
         config or SweepConfig(timezone=settings.timezone),
         intervals,
+        DataVersion(client, data_version_channel(settings), "sweep"),
     )
     try:
         await scheduler.start()

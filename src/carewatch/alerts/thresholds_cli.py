@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from carewatch.data_version import announce_now
 from carewatch.domain.thresholds import THRESHOLD_NAMES
 from carewatch.settings import Settings
 
@@ -94,6 +95,7 @@ def run_thresholds_command(settings: Settings, args: argparse.Namespace) -> int:
         ).fetchone()
         now = set_thresholds(conn, args.commissioner, values, clear)
         conn.commit()
+    announce_now(settings, "thresholds")  # shift statuses read the thresholds: API caches are emptied
     if known is None:
         # Allowed: thresholds may be agreed before the commissioner's first event arrives.
         print(f"note: commissioner {args.commissioner} has not been registered yet", file=sys.stderr)

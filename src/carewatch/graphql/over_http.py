@@ -32,6 +32,8 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 SUPPORTED = (GRAPHQL_RESPONSE_JSON, JSON)
 MEDIA_TYPE_KEY = "carewatch.graphql_media_type"
+# Set on the request's scope when a result has data and no error at all (what the response cache may keep).
+RESULT_OK_KEY = "carewatch.graphql_ok"
 
 
 def _ranges(accept: str) -> list[tuple[str, float]]:
@@ -142,6 +144,7 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         processed = await super().process_result(request, result)
+        request.scope[RESULT_OK_KEY] = result.data is not None and not result.errors
         if is_request_error(result):
             processed.pop("data", None)  # the GraphQL spec: no data entry when execution never started
         return processed

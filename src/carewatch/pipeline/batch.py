@@ -166,9 +166,11 @@ async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> t
     # the later always reads the earlier's facts: an older ledger never overwrites a newer one.
     facts: Mapping[str, ShiftFacts] = await load_shift_facts(conn, shifts, lock=True)
     ledgers = rebuild_ledgers(facts.values())
-    await save_ledgers(conn, ledgers.values(), now)
+    spend_moved = await save_ledgers(conn, ledgers.values(), now)
     tally.alerts = await batch_alerts(conn, tally.applied, now, facts, ledgers)
-    tally.alerts += await purchase_to_pay(conn, tally.applied, ledgers, now)
+    # A time-zone change moves every period of the commissioner's packages: all are judged then.
+    tally.alerts += await purchase_to_pay(conn, tally.applied, ledgers, now,
+                                          spend_moved=None if tally.commissioners else spend_moved)
     tally.alerts += await pay_alerts(conn, tally.applied, now)
     return tuple(sorted(shifts))
 

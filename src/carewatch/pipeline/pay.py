@@ -46,11 +46,11 @@ def touched_weeks(events: Iterable[CareEvent]) -> set[tuple[str, date]]:
 
 async def pay_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime,
                      timezone: str = DEFAULT_TIMEZONE) -> list[AlertRecord]:
-    """Recompute the weeks the batch touched; decide PAY_BELOW_MINIMUM for their carers and for
-    carers whose registration (pay rate) arrived. Returns the alerts that changed."""
-    weeks = touched_weeks(events)
-    await refresh_carer_weeks(conn, weeks)
-    carers = {carer for carer, _ in weeks} | {e.payload["carer_id"] for e in events if e.type == "carer.registered"}
+    """Recompute the weeks the batch touched; decide PAY_BELOW_MINIMUM for the carers one of whose weeks
+    changed and for carers whose registration (pay rate) arrived. Returns the alerts that changed.
+    (What moves with the calendar alone, a birthday or today's rate, is the scheduler's sweep_pay.)"""
+    changed = await refresh_carer_weeks(conn, touched_weeks(events))
+    carers = changed | {e.payload["carer_id"] for e in events if e.type == "carer.registered"}
     if not carers:
         return []
     registered = await carer_pay(conn, carers)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
-from carewatch.alerts.budgets import judge_budgets
+from carewatch.alerts.budgets import REFRESH, judge_budgets
 from carewatch.alerts.record import AlertRecord
 from carewatch.alerts.repository import apply_decisions
 from carewatch.domain.alert_rules import AlertDecision
@@ -95,9 +95,16 @@ async def _invoice_alerts(conn: AsyncConnection[Any], applied: Sequence[CareEven
 
 async def purchase_to_pay(conn: AsyncConnection[Any], applied: Sequence[CareEvent],
                           ledgers: Mapping[str, ShiftLedger], now: datetime,
-                          default_zone: ZoneInfo | None = None) -> list[AlertRecord]:
+                          default_zone: ZoneInfo | None = None,
+                          spend_moved: Collection[str] | None = None) -> list[AlertRecord]:
     """The batch's invoices matched and budgets judged, after its ledgers were rebuilt and saved;
-    returns the alerts that changed (to publish after the commit)."""
+    returns the alerts that changed (to publish after the commit).
+
+    `spend_moved` (from store/ledgers.save_ledgers) names the packages whose spend the batch moved:
+    a budget is judged on a change of spend or plan (DOMAIN.md "Budget at risk"), so a package whose
+    shifts were rebuilt without moving its spend (a shift announced, a clock-in) is judged again only
+    when its last check is older than an hour (the scheduler's daily sweep covers the rest). None
+    judges every package whose ledgers were rebuilt (a time-zone change moves every period)."""
     replanned = {e.payload["package_id"] for e in applied if e.type == "package.approved"}
     starts: dict[str, list[datetime]] = {}
     for lg in ledgers.values():
@@ -106,9 +113,16 @@ async def purchase_to_pay(conn: AsyncConnection[Any], applied: Sequence[CareEven
     wanted = set(starts) | replanned | invoiced
     if not wanted:
         return []
-    packages, invoiced_before = await store.packages(conn, wanted)
+    if spend_moved is None:
+        judged = set(starts) | replanned
+        packages, invoiced_before = await store.packages(conn, wanted)
+    else:
+        invoiced_before, fresh = await store.purchase_flags(conn, wanted, now - REFRESH)
+        judged = replanned | {pid for pid in starts if pid in spend_moved or pid not in fresh}
+        packages, _ = await store.packages(conn, judged | invoiced | invoiced_before)
     changed: list[AlertRecord] = []
     if invoiced or invoiced_before:  # most batches touch no package with an invoice
-        changed = await _invoice_alerts(conn, applied, replanned, starts, packages, now, default_zone)
-    spend_or_plan = {pid: p for pid, p in packages.items() if pid in starts or pid in replanned}
+        invoicing = {pid: p for pid, p in packages.items() if pid in invoiced or pid in invoiced_before}
+        changed = await _invoice_alerts(conn, applied, replanned, starts, invoicing, now, default_zone)
+    spend_or_plan = {pid: p for pid, p in packages.items() if pid in judged}
     return changed + await judge_budgets(conn, spend_or_plan, now, default_zone)

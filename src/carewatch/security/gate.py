@@ -25,7 +25,9 @@ from carewatch.security.limits import MAX_BATCH_OPERATIONS, MAX_BODY_BYTES
 from carewatch.security.query_cost import (
     REFUSED_FOR_COST,
     Operation,
+    body_json,
     operations_of_body,
+    operations_of_data,
     operations_of_query_string,
     refusal_message,
     request_cost,
@@ -37,6 +39,8 @@ from carewatch.security.tokens import TokenCache, authenticate, bearer_secret, s
 log = logging.getLogger(__name__)
 
 VIEWER_KEY = "carewatch.viewer"
+# The JSON of a POST /graphql body as the gate read it (GraphQL's response cache reuses it).
+BODY_JSON_KEY = "carewatch.graphql_body_json"
 WS_UNAUTHORIZED = 4401
 WS_FORBIDDEN = 4403
 WS_TOO_BIG = 1009
@@ -141,11 +145,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def _batch_size(body: bytes) -> int:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return 0  # not JSON: GraphQL answers that itself
+def _batch_size(data: Any) -> int:
+    """Operations in a batch (0 when the body is one operation, or not JSON: GraphQL answers that itself)."""
     return len(data) if isinstance(data, list) else 0
 
 
@@ -235,13 +236,16 @@ class AccessGate:
         if over:
             await too_large(send)
             return
-        if path == self.graphql_path and (n := _batch_size(body)) > MAX_BATCH_OPERATIONS:
+        data = body_json(body) if path == self.graphql_path and method == "POST" else None
+        if data is not None:
+            scope[BODY_JSON_KEY] = data
+        if path == self.graphql_path and (n := _batch_size(data)) > MAX_BATCH_OPERATIONS:
             REFUSED.labels("batch").inc()
             await _json_response(send, 400, {
                 "error": f"too many operations in one batch: {n} (at most {MAX_BATCH_OPERATIONS})"})
             return
         if path == self.graphql_path and self.max_query_cost > 0:
-            ops = operations_of_body(body) if method == "POST" else operations_of_query_string(
+            ops = operations_of_data(data) if method == "POST" else operations_of_query_string(
                 scope.get("query_string", b""))
             refusal = self._over_cost(ops)
             if refusal is not None:

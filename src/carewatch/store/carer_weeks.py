@@ -58,16 +58,21 @@ SELECT w.carer_id, w.week_start, coalesce(d.seconds, 0)::bigint, coalesce(g.minu
 FROM want w LEFT JOIN direct d USING (carer_id, week_start) LEFT JOIN logged g USING (carer_id, week_start)
 ORDER BY w.carer_id, w.week_start
 ON CONFLICT (carer_id, week_start) DO UPDATE
-SET direct_seconds = EXCLUDED.direct_seconds, non_direct_minutes = EXCLUDED.non_direct_minutes"""
+SET direct_seconds = EXCLUDED.direct_seconds, non_direct_minutes = EXCLUDED.non_direct_minutes
+WHERE (carer_week_time.direct_seconds, carer_week_time.non_direct_minutes)
+      IS DISTINCT FROM (EXCLUDED.direct_seconds, EXCLUDED.non_direct_minutes)
+RETURNING carer_id"""
 
 
-async def refresh_carer_weeks(conn: AsyncConnection[Any], weeks: Collection[tuple[str, date]]) -> None:
-    """Recompute these (carer, Monday) rows from the stored facts."""
+async def refresh_carer_weeks(conn: AsyncConnection[Any], weeks: Collection[tuple[str, date]]) -> set[str]:
+    """Recompute these (carer, Monday) rows from the stored facts; returns the carers one of whose
+    weeks is new or changed (a row recomputed to what it was is left as it is)."""
     wanted = sorted(set(weeks))
     if not wanted:
-        return
+        return set()
     await conn.execute(_LOCK, ([f"{carer}/{monday.isoformat()}" for carer, monday in wanted],))
-    await conn.execute(_REFRESH, {"carers": [c for c, _ in wanted], "weeks": [w for _, w in wanted]})
+    cur = await conn.execute(_REFRESH, {"carers": [c for c, _ in wanted], "weeks": [w for _, w in wanted]})
+    return {carer for (carer,) in await cur.fetchall()}
 
 
 async def carer_weeks(conn: AsyncConnection[Any], carer_ids: Collection[str]) -> dict[str, list[CarerWeek]]:

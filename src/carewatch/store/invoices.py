@@ -37,6 +37,18 @@ async def packages(conn: AsyncConnection[Any], ids: Collection[str],
     return found, {r["package_id"] for r in rows if r["invoiced"]}
 
 
+async def purchase_flags(conn: AsyncConnection[Any], ids: Collection[str],
+                         checked_since: datetime) -> tuple[set[str], set[str]]:
+    """Of these packages: which have invoices, and which had their budget checked since `checked_since`
+    (one query, reading no package row)."""
+    cur = await conn.execute(
+        "SELECT t.id, EXISTS (SELECT 1 FROM invoices i WHERE i.package_id = t.id),"
+        " EXISTS (SELECT 1 FROM budget_checks b WHERE b.package_id = t.id AND b.checked_at > %s)"
+        " FROM unnest(%s::text[]) AS t(id)", (checked_since, sorted(ids)))
+    rows = await cur.fetchall()
+    return {pid for pid, invoiced, _ in rows if invoiced}, {pid for pid, _, fresh in rows if fresh}
+
+
 async def invoices_of(conn: AsyncConnection[Any], package_ids: Collection[str]) -> list[InvoiceRecord]:
     """The latest version of every invoice of these packages."""
     async with conn.cursor(row_factory=dict_row) as cur:

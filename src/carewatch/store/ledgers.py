@@ -24,10 +24,19 @@ _LEDGER_COLUMNS = (
     "first_clock_in_at", "open_attendances", "distinct_carers", "attendance", "updated_at")
 
 # The ledgers are staged by COPY (store/staging.py) and merged in one statement; shift ids are
-# unique within it, since each comes from one row of shifts.
+# unique within it, since each comes from one row of shifts. Each row's local date and period flag
+# (the statements' roll-ups) come from carewatch_ledger_dates in the same statement (migration 007);
+# the table's trigger corrects any row written without them.
 _UPSERT = f"""
-INSERT INTO shift_ledger ({", ".join(_LEDGER_COLUMNS)})
-SELECT {", ".join(_LEDGER_COLUMNS)} FROM staged_ledgers
+WITH before AS (
+    SELECT l.shift_id, l.package_id, l.starts_at, l.rate_seconds
+    FROM shift_ledger l JOIN staged_ledgers s USING (shift_id)
+), saved AS (
+INSERT INTO shift_ledger ({", ".join(_LEDGER_COLUMNS)}, local_date, in_period)
+SELECT {", ".join("s." + c for c in _LEDGER_COLUMNS)}, d.local_date, d.in_period
+FROM staged_ledgers s LEFT JOIN packages p ON p.package_id = s.package_id
+LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id
+CROSS JOIN LATERAL carewatch_ledger_dates(s.starts_at, c.timezone, p.period_start, p.period_end) d
 ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
     starts_at = EXCLUDED.starts_at, planned_seconds = EXCLUDED.planned_seconds,
     scheduled_seconds = EXCLUDED.scheduled_seconds, actual_seconds = EXCLUDED.actual_seconds,
@@ -38,7 +47,20 @@ ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_
     bank_holiday_seconds = EXCLUDED.bank_holiday_seconds, rate_seconds = EXCLUDED.rate_seconds,
     spend_pence = EXCLUDED.spend_pence, first_clock_in_at = EXCLUDED.first_clock_in_at,
     open_attendances = EXCLUDED.open_attendances, distinct_carers = EXCLUDED.distinct_carers,
-    attendance = EXCLUDED.attendance, updated_at = EXCLUDED.updated_at"""
+    attendance = EXCLUDED.attendance, updated_at = EXCLUDED.updated_at, local_date = EXCLUDED.local_date,
+    in_period = EXCLUDED.in_period
+RETURNING shift_id, package_id, starts_at, rate_seconds
+)
+-- The packages whose spend may have moved: a shift's rate seconds, start or package changed (both
+-- packages then), or a new shift with spend already. Every sub-statement sees the rows as they were
+-- before the upsert, so `before` holds the stored ledgers.
+SELECT DISTINCT moved.package_id
+FROM saved LEFT JOIN before b USING (shift_id)
+CROSS JOIN LATERAL (VALUES (saved.package_id), (b.package_id)) AS moved(package_id)
+WHERE moved.package_id IS NOT NULL AND (
+    CASE WHEN b.shift_id IS NULL THEN saved.rate_seconds <> 0
+         ELSE b.rate_seconds <> saved.rate_seconds OR b.starts_at <> saved.starts_at
+              OR b.package_id <> saved.package_id END)"""
 
 
 def _utc(value: datetime) -> datetime:
@@ -66,10 +88,13 @@ def ledger_row(ledger: ShiftLedger, now: datetime) -> tuple[Any, ...]:
             ledger.open_attendances, ledger.distinct_carers, json.dumps(attendance), now)
 
 
-async def save_ledgers(conn: AsyncConnection[Any], ledgers: Iterable[ShiftLedger], now: datetime) -> None:
-    """Upsert these ledgers (one per shift) in one statement."""
+async def save_ledgers(conn: AsyncConnection[Any], ledgers: Iterable[ShiftLedger], now: datetime) -> set[str]:
+    """Upsert these ledgers (one per shift) in one statement; returns the packages whose spend may have
+    moved (a shift's rate seconds, start or package changed), for the budget judgement."""
     rows = [ledger_row(ledger, now) for ledger in ledgers]
-    if rows:
-        async with conn.cursor() as cur:
-            await stage_rows(cur, "staged_ledgers", "shift_ledger", _LEDGER_COLUMNS, rows)
-            await cur.execute(_UPSERT)
+    if not rows:
+        return set()
+    async with conn.cursor() as cur:
+        await stage_rows(cur, "staged_ledgers", "shift_ledger", _LEDGER_COLUMNS, rows)
+        await cur.execute(_UPSERT)
+        return {package_id for (package_id,) in await cur.fetchall()}

@@ -16,6 +16,7 @@ from carewatch.pipeline.processor import BatchProcessor
 from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batch_metrics import observe_batch
+from carewatch.stream.batches import take_batches
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,10 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
 
     @app.agent(topics.events, name="carewatch.care_events")
     async def care_events(stream: Any) -> None:
-        # take_events (not take) keeps each message's key, which dead letters reuse; the batch
-        # is acknowledged only after this body returns, i.e. after each of its messages has been
-        # applied or rejected.
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+        # Whole batches of faust events (each keeps its message's key, which dead letters reuse),
+        # taken from the queue at once (stream/batches.py); a batch is acknowledged only when the
+        # next is asked for, i.e. after each of its messages has been applied or rejected.
+        async for batch in take_batches(stream, settings.batch_size, settings.batch_within_seconds):
             outcome = await handle_until_done(processor, batch)
             observe_batch(app.consumer, batch, outcome)
 

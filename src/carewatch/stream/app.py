@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> faust.App:
         web_host="127.0.0.1",
         # Offsets are committed often: writes are idempotent, so a replay after a crash is harmless.
         broker_commit_interval=1.0,
-        # Room for two whole batches: take_events fills a batch from what arrived while the last
+        # Room for two whole batches: take_batches fills a batch from what arrived while the last
         # one was applied (faust's default, 4,096, would cut a batch of 4,000 short).
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
     )

@@ -15,7 +15,7 @@ def observe_batch(consumer: Any, batch: Sequence[Any], outcome: HasAlerts, now: 
 
     `batch` holds faust events (`.message.tp`, `.offset`, `.timestamp` in seconds); the lag is the
     partition's high-water mark less the next offset to read. The latency runs from the batch's
-    oldest record timestamp to now, after the batch's alerts were published: an upper bound.
+    oldest record timestamp to now, once the batch is committed and its alerts queued for publishing.
     """
     last: dict[Any, int] = {}
     oldest: float | None = None

@@ -10,6 +10,7 @@ import faust
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
+from carewatch.alerts.bus import PublishQueue
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 class WorkerResources:
     pool: AsyncConnectionPool
     redis: aioredis.Redis
+    publisher: PublishQueue | None = None  # published from before the pool and Redis close
     opened: bool = False
     closed: bool = False
 
@@ -38,6 +40,8 @@ class WorkerResources:
         if self.closed:
             return
         self.closed = True
+        if self.publisher is not None:
+            await self.publisher.close()
         await self.pool.close()
         await self.redis.aclose()
 

@@ -10,8 +10,9 @@ import sys
 import faust
 import psycopg
 
-from carewatch.alerts.bus import AlertBus, Channels, publishing_listener
+from carewatch.alerts.bus import AlertBus, Channels, PublishQueue
 from carewatch.clock import parse_clock
+from carewatch.data_version import DataVersion, batch_listener, data_version_channel
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
 from carewatch.settings import Settings
@@ -43,9 +44,14 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Wor
     resources.attach(app)
     processor = BatchProcessor(resources.pool, topic_dead_letters(topics), parse_clock(settings.clock),
                                hold_limit_seconds=settings.hold_limit_seconds)
-    # Alerts changed by a batch are published on Redis after its commit (alerts/bus.publishing_listener).
+    # Alerts changed by a batch are published on Redis after its commit, in a task of their own so
+    # that the next batch does not wait for Redis (alerts/bus.PublishQueue).
     bus = AlertBus(resources.redis, Channels.for_settings(settings))
-    processor.listeners.append(publishing_listener(bus))
+    resources.publisher = PublishQueue(bus)
+    processor.listeners.append(resources.publisher)
+    # And that what queries read changed, so that API processes empty their response caches (announced
+    # by a task of its own too, coalesced: a batch never waits for it).
+    processor.listeners.append(batch_listener(DataVersion(resources.redis, data_version_channel(settings), "worker")))
     register_agents(app, settings, topics, processor)
     return app, processor, resources
 
