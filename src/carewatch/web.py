@@ -27,8 +27,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from carewatch.alerts.data_version import ChangeWatch, DataVersion, data_version_channel
 from carewatch.clock import Clock, parse_clock
-from carewatch.data_version import ChangeWatch, DataVersion, data_version_channel
 from carewatch.exports import STATEMENTS_CSV_PATH, statements_csv
 from carewatch.graphql.alerts_hub import AlertHub, hub_of
 from carewatch.graphql.cached_http import CachedQueries

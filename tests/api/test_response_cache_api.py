@@ -28,11 +28,11 @@ from tests.api.conftest import NOW, token_for
 from tests.integration.alert_fixtures import START, add_package, add_shift
 
 from carewatch.alerts.bus import AlertBus, Channels
+from carewatch.alerts.data_version import DataVersion, batch_listener, data_version_channel
 from carewatch.alerts.lease import Lease
 from carewatch.alerts.scheduler import AlertScheduler
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences
 from carewatch.clock import FixedClock
-from carewatch.data_version import DataVersion, batch_listener, data_version_channel
 from carewatch.pipeline.outcome import BatchOutcome
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.settings import Settings

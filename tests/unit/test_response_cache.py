@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from carewatch.data_version import changes_reads
+from carewatch.alerts.data_version import changes_reads
 from carewatch.graphql.response_cache import (
     ResponseCache,
     cache_key,
@@ -195,7 +195,7 @@ def test_only_a_well_formed_single_operation_may_come_from_the_cache() -> None:
 
 
 def test_the_worker_s_announcements_never_hold_a_batch_and_coalesce() -> None:
-    from carewatch.data_version import BatchAnnouncer, DataVersion
+    from carewatch.alerts.data_version import BatchAnnouncer, DataVersion
 
     class SlowRedis(DataVersion):
         def __init__(self) -> None:

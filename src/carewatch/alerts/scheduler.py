@@ -25,11 +25,11 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from carewatch import metrics
 from carewatch.alerts.budgets import sweep_budgets
 from carewatch.alerts.bus import AlertBus, Channels
+from carewatch.alerts.data_version import DataVersion, data_version_channel
 from carewatch.alerts.lease import Lease
 from carewatch.alerts.record import AlertRecord
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import Clock, parse_clock
-from carewatch.data_version import DataVersion, data_version_channel
 from carewatch.domain.calendar import zone
 from carewatch.logs import Outage
 from carewatch.settings import Settings

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from carewatch.data_version import announce_now
+from carewatch.alerts.data_version import announce_now
 from carewatch.domain.thresholds import THRESHOLD_NAMES
 from carewatch.settings import Settings
 

@@ -12,7 +12,7 @@ When an entry stops being served:
   a test, an accelerated clock: the TTL bounds staleness in processing time too);
 - at once when the data may have changed: `invalidate()` drops every entry and bumps the generation,
   so a response computed from data read before the change is never stored afterwards. The API calls it
-  when a data-version message arrives (carewatch/data_version.py: after every committed pipeline batch
+  when a data-version message arrives (carewatch/alerts/data_version.py: after every committed pipeline batch
   that changed something, every sweep that changed an alert, every mutation, every thresholds change);
 - while the process is not listening for those messages (`live` False, e.g. Redis away), nothing is
   served from the cache and nothing is stored: every request runs.

@@ -11,8 +11,8 @@ import faust
 import psycopg
 
 from carewatch.alerts.bus import AlertBus, Channels, PublishQueue
+from carewatch.alerts.data_version import DataVersion, batch_listener, data_version_channel
 from carewatch.clock import parse_clock
-from carewatch.data_version import DataVersion, batch_listener, data_version_channel
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.services import ServiceUnavailable, check_kafka, check_postgres
 from carewatch.settings import Settings
