@@ -115,14 +115,16 @@ async def test_a_short_batch_waits_at_most_within_for_more() -> None:
     await batches.aclose()
 
 
-async def test_older_generation_is_skipped_and_acknowledged_and_an_abandoned_batch_is_not() -> None:
+async def test_older_generation_and_an_abandoned_batch_are_never_acknowledged() -> None:
     stream = Stream()
     stale = stream.put(1, 2, generation=0)  # read before a rebalance
     fresh = stream.put(3, 4)
     batches = take_batches(stream, 100, within=0.01)
     batch = await anext(batches)
     assert batch == fresh
-    assert all(e.message.acked and not e.message.tracked for e in stale)
+    # Read before a rebalance: dropped, not acknowledged (faust seeks back to the committed offset and
+    # reads it again); acknowledging it would let a commit pass it before its new copy is applied.
+    assert not any(e.message.acked or e.message.tracked for e in stale)
     await batches.aclose()  # the worker stopped while this batch was being applied
     assert not any(e.message.acked for e in fresh)  # read again after the restart
 
