@@ -51,6 +51,18 @@ def worker(broker: Broker, database_url: str, topic: str, **extra: str) -> Itera
         _stop(process)
 
 
+@contextmanager
+def scheduler(database_url: str, redis_url: str, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`carewatch scheduler`: the sweeps, including the settled UNKNOWN_CARER and PAY_BELOW_MINIMUM."""
+    env = {**os.environ, "CAREWATCH_DATABASE_URL": database_url, "CAREWATCH_REDIS_URL": redis_url, **extra}
+    process = subprocess.Popen([sys.executable, "-m", "carewatch", "scheduler"], env=env, cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
 def _key(line: str) -> bytes | None:
     try:
         return message_key(json.loads(line)).encode() or None

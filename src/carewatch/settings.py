@@ -100,6 +100,9 @@ class Settings:
     hold_limit_seconds: int = setting(
         "CAREWATCH_HOLD_LIMIT_SECONDS", 3600,
         "how long (processing time) an event naming something unknown is held before it is rejected")
+    settle_seconds: float = setting(
+        "CAREWATCH_SETTLE_SECONDS", 60.0,
+        "how long (processing time) UNKNOWN_CARER and PAY_BELOW_MINIMUM wait for facts from other partitions")
     clock: str = setting("CAREWATCH_CLOCK", "system",
                          "processing clock: system, or accelerated:<sim start>@<real start>x<speed> (clock.py)")
     environment: str = setting("CAREWATCH_ENV", "development",

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from carewatch.services import Broker
-from procs import api_server, create_token, graphql, produce, scalar, wait_for, worker
+from procs import api_server, create_token, graphql, produce, scalar, scheduler, wait_for, worker
 
 pytestmark = pytest.mark.services
 
@@ -142,7 +142,9 @@ async def test_statements_and_effective_pay_through_kafka_graphql_and_csv(
     beech = create_token(fresh_database_url, "provider", "PRV-B")
     ingest = create_token(fresh_database_url, "ingest", "PRV-A")
     clock = {"CAREWATCH_CLOCK": f"fixed:{NOW}"}
+    # PAY_BELOW_MINIMUM is the scheduler's, once a carer's week has settled: at once here (the clock is fixed).
     with worker(broker, fresh_database_url, topic, **clock) as process, \
+            scheduler(fresh_database_url, redis_url, CAREWATCH_SETTLE_SECONDS="0", **clock), \
             api_server(broker, fresh_database_url, redis_url, topic, **clock) as base:
         await produce(broker, topic, lines)
         wait_for(fresh_database_url, lambda c: scalar(c, "SELECT count(*) FROM events") == len(lines)
@@ -226,6 +228,7 @@ async def test_statements_and_effective_pay_through_kafka_graphql_and_csv(
 
         # Effective pay, ISO week 2026-W16: CR-A1 attended 60 + 30 + 70 = 160 minutes and logged 120
         # unpaid: 1,300 x 160 / 280 = 742.86p an hour, under the 1,271p in force. CR-B1: 1,300p (no travel).
+        wait_for(fresh_database_url, lambda c: scalar(c, "SELECT count(*) FROM settling") == 0, process, timeout=20)
         alerts = [e["node"] for e in graphql(base, admin, PAY)["alerts"]["edges"]]
         assert [(a["carerId"], a["status"]) for a in alerts] == [("CR-A1", "open")]
         assert "2026-W16" in alerts[0]["message"] and "743p/h" in alerts[0]["message"]

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from carewatch.alerts.settled import sweep_settled
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences
 from carewatch.pipeline.batch import apply_batch
 from carewatch.schema.events import CareEvent, validate_event
@@ -157,10 +158,16 @@ async def test_unknown_carer_competence_and_double_booking(fresh_database_url: s
     )
     assert {(a.kind, a.subject_id) for a in first.alerts} == {
         ("COMPETENCE_MISMATCH", "CR-1@SH-2"),  # lacks the hoist
-        ("UNKNOWN_CARER", "CR-2@SH-2"),  # registered with PRV-2
         ("COMPETENCE_MISMATCH", "CR-2@SH-2"),
         ("DOUBLE_BOOKED_CARER", "CR-1"),
     }
+    # CR-2 is registered with PRV-2: UNKNOWN_CARER waits for a registration with PRV-1 to arrive from
+    # its partition, and is raised once the wait (60 s by the processing clock) is over.
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        assert await sweep_settled(conn, at + timedelta(seconds=59), SweepConfig()) == []
+        settled = await sweep_settled(conn, at + timedelta(seconds=60), SweepConfig())
+    assert [(a.kind, a.subject_id, a.details) for a in settled] == [
+        ("UNKNOWN_CARER", "CR-2@SH-2", {"registered_provider_id": "PRV-2"})]
     mismatch = next(a for a in first.alerts if a.kind == "COMPETENCE_MISMATCH")
     assert mismatch.details["missing"] == ["hoist"] and mismatch.commissioner_id == "LA-1"
     out = await apply(

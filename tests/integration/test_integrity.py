@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
 from carewatch import metrics
+from carewatch.alerts.settled import sweep_settled
+from carewatch.alerts.sweeps import SweepConfig
 from carewatch.clock import FixedClock
 from carewatch.domain import attendance
 from carewatch.pipeline import processor as batches
@@ -224,37 +226,73 @@ async def test_a_live_overlap_is_raised_and_a_false_one_resolved_as_late_data(fr
     assert [(a.status, a.caused_by_late_data) for a in resolved] == [("auto_resolved", True)]
 
 
-async def test_unknown_carer_resolves_when_the_registration_arrives(fresh_database_url: str) -> None:
+async def settled(url: str, now: datetime) -> list[Any]:
+    """The scheduler's settled judgements at `now` (UNKNOWN_CARER, PAY_BELOW_MINIMUM)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        return await sweep_settled(conn, now, SweepConfig())
+
+
+async def test_unknown_carer_waits_for_the_registration_and_resolves_when_it_comes_late(
+        fresh_database_url: str) -> None:
+    base, _, _ = _double_booking_feed()
+    visit = [shift("sa1", "SH-A1", "PKG-100", "PRV-ACORN", "2026-04-06T09:00:00Z", "2026-04-06T10:00:00Z"),
+             clock("n1i", "in", "SH-A1", "PKG-100", "PRV-ACORN", "CR-NEW", "2026-04-06T09:00:00Z")]
+    registration = dict(base[2], event_id="cr-new", carer_id="CR-NEW")
+    _, outcomes = await run(fresh_database_url, [lines(base), lines(visit)])
+    assert outcomes[1].alerts == ()
+    assert await settled(fresh_database_url, BEFORE + timedelta(seconds=30)) == []
+    raised = await settled(fresh_database_url, BEFORE + timedelta(seconds=60))
+    assert [(a.kind, a.status, a.subject_id) for a in raised] == [("UNKNOWN_CARER", "open", "CR-NEW@SH-A1")]
+    assert await settled(fresh_database_url, BEFORE + timedelta(hours=1)) == []  # raised once
+    _, late = await run(fresh_database_url, [lines([registration])])
+    assert [(a.kind, a.status, a.caused_by_late_data) for a in late[0].alerts] == [
+        ("UNKNOWN_CARER", "auto_resolved", True)]
+
+
+async def test_a_registration_arriving_within_the_wait_raises_no_unknown_carer(fresh_database_url: str) -> None:
+    """The clock-in read before the registration (another partition, a restart): no UNKNOWN_CARER at all,
+    the same alerts as the other order of arrival."""
     base, _, _ = _double_booking_feed()
     visit = [shift("sa1", "SH-A1", "PKG-100", "PRV-ACORN", "2026-04-06T09:00:00Z", "2026-04-06T10:00:00Z"),
              clock("n1i", "in", "SH-A1", "PKG-100", "PRV-ACORN", "CR-NEW", "2026-04-06T09:00:00Z")]
     registration = dict(base[2], event_id="cr-new", carer_id="CR-NEW")
     _, outcomes = await run(fresh_database_url, [lines(base), lines(visit), lines([registration])])
-    assert [(a.kind, a.status) for a in outcomes[1].alerts] == [("UNKNOWN_CARER", "open")]
-    assert [(a.kind, a.status, a.caused_by_late_data) for a in outcomes[2].alerts] == [
-        ("UNKNOWN_CARER", "auto_resolved", True)]
+    assert {a.kind for o in outcomes for a in o.alerts} == {"BUDGET_AT_RISK"}  # the setup's, nothing else
+    assert await settled(fresh_database_url, BEFORE + timedelta(days=1)) == []
+    assert query(fresh_database_url, "SELECT count(*) FROM settling WHERE kind = 'UNKNOWN_CARER'") == [(0,)]
+    assert query(fresh_database_url, "SELECT count(*) FROM alerts WHERE kind = 'UNKNOWN_CARER'") == [(0,)]
 
 
 async def test_competences_are_judged_when_the_registration_arrives_after_the_clock_in(
         fresh_database_url: str) -> None:
-    """A clock-in read before the carer's registration raised UNKNOWN_CARER; the registration resolves it
-    and judges the competencies it brings, as reading the registration first would have."""
+    """A clock-in read before the carer's registration waits; the registration judges the competencies
+    it brings, as reading the registration first would have; after the wait, it also resolves the
+    UNKNOWN_CARER the sweep raised meanwhile."""
     base, _, _ = _double_booking_feed()
     hoist = dict(shift("sa1", "SH-A1", "PKG-100", "PRV-ACORN", "2026-04-06T09:00:00Z", "2026-04-06T10:00:00Z"),
                  required_competencies=["hoist", "peg_feeding"])
     visit = [hoist, clock("n1i", "in", "SH-A1", "PKG-100", "PRV-ACORN", "CR-NEW", "2026-04-06T09:00:00Z")]
     registration = dict(base[2], event_id="cr-new", carer_id="CR-NEW", competencies=["hoist"])
-    _, late = await run(fresh_database_url, [lines(base), lines(visit), lines([registration])])
-    assert [(a.kind, a.status) for a in late[1].alerts] == [("UNKNOWN_CARER", "open")]
-    assert sorted((a.kind, a.status, a.subject_id) for a in late[2].alerts) == [
+    _, within = await run(fresh_database_url, [lines(base), lines(visit), lines([registration])])
+    assert within[1].alerts == ()
+    assert [(a.kind, a.status, a.subject_id, a.details) for a in within[2].alerts] == [
+        ("COMPETENCE_MISMATCH", "open", "CR-NEW@SH-A1", {"missing": ["peg_feeding"]})]
+
+    url = make_database()
+    await run(url, [lines(base), lines(visit)])
+    assert [(a.kind, a.status) for a in await settled(url, BEFORE + timedelta(minutes=5))] == [
+        ("UNKNOWN_CARER", "open")]
+    _, late = await run(url, [lines([registration])])
+    assert sorted((a.kind, a.status, a.subject_id) for a in late[0].alerts) == [
         ("COMPETENCE_MISMATCH", "open", "CR-NEW@SH-A1"), ("UNKNOWN_CARER", "auto_resolved", "CR-NEW@SH-A1")]
-    mismatch = next(a for a in late[2].alerts if a.kind == "COMPETENCE_MISMATCH")
+    mismatch = next(a for a in late[0].alerts if a.kind == "COMPETENCE_MISMATCH")
     assert mismatch.details == {"missing": ["peg_feeding"]}
     # The same feed with the registration read first: the same COMPETENCE_MISMATCH, and no UNKNOWN_CARER.
     url = make_database()
     _, first = await run(url, [lines([*base, registration]), lines(visit)])
     assert [(a.kind, a.status, a.subject_id, a.details) for a in first[1].alerts] == [
         ("COMPETENCE_MISMATCH", "open", "CR-NEW@SH-A1", {"missing": ["peg_feeding"]})]
+    assert await settled(url, BEFORE + timedelta(days=1)) == []
 
 
 async def test_shift_ownership_follows_event_time_whatever_the_partition_order(

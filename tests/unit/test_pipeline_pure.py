@@ -13,6 +13,8 @@ from carewatch.domain.visits import (
     ClockArrival,
     arrival_decisions,
     registration_decisions,
+    settled_unknown_carers,
+    unregistered_clock_ins,
     visit_state,
 )
 from carewatch.pipeline.processor import dead_letter_record, rejection_key
@@ -89,8 +91,22 @@ def test_arrival_rules_on_clock_in_and_clock_out() -> None:
     decisions = arrival_decisions([ClockArrival("in", "SH-1", "CR-9"), ClockArrival("in", "SH-1", "CR-1"),
                                    ClockArrival("out", "SH-1", "CR-1")],
                                   {"SH-1": visit}, carers, {}, {("SH-1", "CR-1"): 600})
-    assert [(d.kind.value, d.subject_id) for d in decisions] == [
-        ("UNKNOWN_CARER", "CR-9@SH-1"), ("SHORT_VISIT", "CR-1@SH-1")]
+    # UNKNOWN_CARER is not decided on arrival: the clock-in waits for the registration's partition.
+    assert [(d.kind.value, d.subject_id) for d in decisions] == [("SHORT_VISIT", "CR-1@SH-1")]
+    waiting = unregistered_clock_ins([ClockArrival("in", "SH-1", "CR-9"), ClockArrival("in", "SH-1", "CR-1"),
+                                      ClockArrival("out", "SH-1", "CR-8"), ClockArrival("in", "SH-GONE", "CR-7")],
+                                     {"SH-1": visit}, carers)
+    assert waiting == [("CR-9", "SH-1", "PRV-1")]
+
+
+def test_a_settled_clock_in_raises_unknown_carer_unless_the_registration_came() -> None:
+    visit, _ = visit_state(_facts(()), DEFAULT_THRESHOLDS)
+    carers = {"CR-1": CarerRecord("PRV-1", ()), "CR-2": CarerRecord("PRV-OTHER", ())}
+    decisions = settled_unknown_carers([("CR-1", "SH-1"), ("CR-2", "SH-1"), ("CR-3", "SH-1"), ("CR-3", "SH-GONE")],
+                                       carers, {"SH-1": visit})
+    assert [(d.action, d.kind.value, d.subject_id, d.details) for d in decisions] == [
+        ("raise", "UNKNOWN_CARER", "CR-2@SH-1", {"registered_provider_id": "PRV-OTHER"}),
+        ("raise", "UNKNOWN_CARER", "CR-3@SH-1", {"registered_provider_id": None})]
 
 
 def test_a_clock_in_arriving_after_its_clock_out_still_judges_the_visit() -> None:
@@ -121,3 +137,19 @@ def test_a_late_registration_brings_the_competence_check_its_clock_in_missed() -
     assert [(d.kind.value, d.subject_id, d.details, d.commissioner_id) for d in decisions
             if d.kind.value != "UNKNOWN_CARER"] == [
         ("COMPETENCE_MISMATCH", "CR-1@SH-1", {"missing": ["peg_feeding"]}, "LA-1")]
+
+
+def test_a_registration_judges_the_competences_of_the_clock_ins_waiting_for_it() -> None:
+    """A clock-in still waiting raised no UNKNOWN_CARER, so nothing resolves; its competences are judged."""
+    shift = Shift("SH-1", "PKG-1", "PRV-1", T0, T0 + timedelta(hours=1), "personal_care", 1,
+                  required_competencies=("hoist",))
+    visit, _ = visit_state(ShiftFacts(shift, (), None, "LA-1", None, {}, {}, (), ()), DEFAULT_THRESHOLDS)
+    registered = {"CR-1": CarerRecord("PRV-1", ()), "CR-2": CarerRecord("PRV-1", ("hoist",))}
+    waiting = [("CR-1", "SH-1", "PRV-1"), ("CR-2", "SH-1", "PRV-1"), ("CR-1", "SH-1", "PRV-OTHER")]
+    decisions = registration_decisions(registered, [], {"SH-1": visit}, waiting)
+    assert [(d.action, d.kind.value, d.subject_id) for d in decisions] == [
+        ("raise", "COMPETENCE_MISMATCH", "CR-1@SH-1")]
+    # With the alert open as well, it resolves, and the visit is judged once.
+    both = registration_decisions(registered, [("CR-1@SH-1", "CR-1", "PRV-1", "SH-1")], {"SH-1": visit}, waiting)
+    assert [(d.action, d.kind.value, d.subject_id) for d in both] == [
+        ("resolve", "UNKNOWN_CARER", "CR-1@SH-1"), ("raise", "COMPETENCE_MISMATCH", "CR-1@SH-1")]

@@ -1,4 +1,5 @@
-"""`carewatch scheduler`: the absence sweeps every second and the slower alert sweeps every ~30 s.
+"""`carewatch scheduler`: the absence sweeps (and the settled UNKNOWN_CARER and PAY_BELOW_MINIMUM
+judgements) every second and the slower alert sweeps every ~30 s.
 
 Only the holder of the Redis lease sweeps; other replicas stand by and take over within the
 lease's time to live when the active one stops. Sweeps are idempotent (the unique index on open
@@ -13,7 +14,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -28,6 +29,7 @@ from carewatch.alerts.bus import AlertBus, Channels
 from carewatch.alerts.data_version import DataVersion, data_version_channel
 from carewatch.alerts.lease import Lease
 from carewatch.alerts.record import AlertRecord
+from carewatch.alerts.settled import sweep_settled
 from carewatch.alerts.sweeps import SweepConfig, sweep_absences, sweep_slow
 from carewatch.clock import Clock, parse_clock
 from carewatch.domain.calendar import zone
@@ -51,6 +53,11 @@ class Intervals:
     fast_seconds: float = 1.0
     slow_seconds: float = 30.0
     lease_seconds: float = 1.0
+
+
+async def _absences_and_settled(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertRecord]:
+    """The absence sweeps, then UNKNOWN_CARER and PAY_BELOW_MINIMUM for what has settled."""
+    return await sweep_absences(conn, now, config) + await sweep_settled(conn, now, config)
 
 
 async def _slow_and_budgets(conn: AsyncConnection[Any], now: datetime, config: SweepConfig) -> list[AlertRecord]:
@@ -129,7 +136,7 @@ class AlertScheduler:
         return changed
 
     async def sweep_fast(self) -> list[AlertRecord]:
-        return await self._sweep("absence", sweep_absences, self.intervals.fast_seconds)
+        return await self._sweep("absence", _absences_and_settled, self.intervals.fast_seconds)
 
     async def sweep_slow(self) -> list[AlertRecord]:
         return await self._sweep("delivery/pattern/pay", _slow_and_budgets, self.intervals.slow_seconds)
@@ -174,7 +181,7 @@ async def serve(
         AlertBus(client, channels, source="sweep"),
         Lease(client, channels.scheduler_lease, lease_ttl_ms),
         clock or parse_clock(settings.clock),
-        config or SweepConfig(timezone=settings.timezone),
+        config or SweepConfig(timezone=settings.timezone, settle=timedelta(seconds=settings.settle_seconds)),
         intervals,
         DataVersion(client, data_version_channel(settings), "sweep"),
     )

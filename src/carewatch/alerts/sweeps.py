@@ -53,6 +53,8 @@ class SweepConfig:
     thresholds: Thresholds = DEFAULT_THRESHOLDS  # the global settings
     lookback: timedelta = timedelta(days=2)  # shifts that started this long ago are still watched
     timezone: str = DEFAULT_TIMEZONE  # for "the day" of the National Living Wage and package periods
+    # How long UNKNOWN_CARER and PAY_BELOW_MINIMUM wait for facts from other partitions (alerts/settled.py).
+    settle: timedelta = timedelta(seconds=60)
 
 
 _TH = "carewatch_threshold(p.thresholds, ct.thresholds, '{name}', %(d_{name})s) * interval '1 minute'"

@@ -88,7 +88,7 @@ def attended_seconds(ledgers: Mapping[str, ShiftLedger], keys: set[tuple[str, st
 def arrival_decisions(arrivals: Sequence[ClockArrival], visits: Mapping[str, tuple[VisitState, Thresholds]],
                       carers: Mapping[str, CarerRecord], people: Mapping[str, Location],
                       attended: Mapping[tuple[str, str], int]) -> list[AlertDecision]:
-    """On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH; on a clock-out (or a late
+    """On a clock-in: COMPETENCE_MISMATCH, LOCATION_MISMATCH; on a clock-out (or a late
     clock-in) that leaves the carer with no open attendance on the visit: SHORT_VISIT and OVERRUN."""
     decisions: list[AlertDecision] = []
     judged: set[tuple[str, str]] = set()
@@ -100,8 +100,8 @@ def arrival_decisions(arrivals: Sequence[ClockArrival], visits: Mapping[str, tup
         registered = carers.get(a.carer_id)
         found = []
         if a.direction == "in":
+            # UNKNOWN_CARER waits for the registration's partition (unregistered_clock_ins, settling).
             found = [
-                rules.unknown_carer(shift, a.carer_id, registered.provider_id if registered else None, com),
                 rules.competence_mismatch(shift, a.carer_id, registered.competencies if registered else None, com),
                 rules.location_mismatch(shift, a.carer_id, people.get(shift.package_id), a.location, th, com),
             ]
@@ -116,21 +116,60 @@ def arrival_decisions(arrivals: Sequence[ClockArrival], visits: Mapping[str, tup
     return decisions
 
 
-def registration_decisions(registered: Mapping[str, CarerRecord], unknown: Sequence[tuple[str, str, str, str]],
+def unregistered_clock_ins(arrivals: Sequence[ClockArrival], visits: Mapping[str, tuple[VisitState, Thresholds]],
+                           carers: Mapping[str, CarerRecord]) -> list[tuple[str, str, str]]:
+    """Clock-ins by carers not registered with the shift's provider, as (carer, shift, provider): their
+    UNKNOWN_CARER waits until the registration (another partition) has had time to arrive."""
+    found: set[tuple[str, str, str]] = set()
+    for a in arrivals:
+        if a.direction != "in" or a.shift_id not in visits:
+            continue
+        shift = visits[a.shift_id][0].shift
+        registered = carers.get(a.carer_id)
+        if rules.unknown_carer(shift, a.carer_id, registered.provider_id if registered else None) is not None:
+            found.add((a.carer_id, shift.shift_id, shift.provider_id))
+    return sorted(found)
+
+
+def settled_unknown_carers(waiting: Sequence[tuple[str, str]], carers: Mapping[str, CarerRecord],
                            visits: Mapping[str, VisitState]) -> list[AlertDecision]:
+    """UNKNOWN_CARER for clock-ins (carer, shift) whose wait is over, judged by the registrations now known."""
+    found = []
+    for carer, shift_id in waiting:
+        visit = visits.get(shift_id)
+        if visit is None:
+            continue
+        registered = carers.get(carer)
+        found.append(rules.unknown_carer(visit.shift, carer, registered.provider_id if registered else None,
+                                         visit.commissioner_id))
+    return [d for d in found if d is not None]
+
+
+def registration_decisions(registered: Mapping[str, CarerRecord], unknown: Sequence[tuple[str, str, str, str]],
+                           visits: Mapping[str, VisitState],
+                           waiting: Sequence[tuple[str, str, str]] = ()) -> list[AlertDecision]:
     """A carer's registration with the shift's provider resolves the open UNKNOWN_CARER alerts its clock-ins
     raised (caused by late data: the registration travelled on another partition), and the competencies
-    it brings are judged for those visits now (COMPETENCE_MISMATCH), as if it had been read first.
+    it brings are judged for those visits now (COMPETENCE_MISMATCH), as if it had been read first; so
+    are those of the clock-ins still waiting for it (no alert was raised for those).
     `registered`: the batch's registrations by carer; `unknown`: the open alerts as (subject, carer, the
-    shift's provider, shift); `visits`: the states of those shifts."""
+    shift's provider, shift); `waiting`: the clock-ins it took back, as (carer, shift, provider);
+    `visits`: the states of those shifts."""
     resolves: list[AlertDecision] = []
     judged: list[AlertDecision] = []
-    for subject, carer, provider, shift_id in unknown:
+    pending: list[tuple[str | None, str, str, str]] = [*unknown]
+    pending += [(None, carer, provider, shift_id) for carer, shift_id, provider in waiting]
+    seen: set[tuple[str, str]] = set()
+    for subject, carer, provider, shift_id in pending:
         record = registered.get(carer)
         if record is None or record.provider_id != provider:
             continue
-        resolves.append(AlertDecision("resolve", rules.AlertKind.UNKNOWN_CARER, "carer", subject, carer_id=carer,
-                                      provider_id=provider, late_data=True))
+        if (carer, shift_id) in seen:
+            continue
+        seen.add((carer, shift_id))
+        if subject is not None:
+            resolves.append(AlertDecision("resolve", rules.AlertKind.UNKNOWN_CARER, "carer", subject,
+                                          carer_id=carer, provider_id=provider, late_data=True))
         visit = visits.get(shift_id)
         found = (rules.competence_mismatch(visit.shift, carer, record.competencies, visit.commissioner_id)
                  if visit is not None else None)

@@ -482,7 +482,16 @@ class Run:
         self.scheduler.stop()
         for worker in self._live_workers():
             worker.stop()
+        waiting = await asyncio.to_thread(self._still_settling)
+        if waiting:
+            self.result.problems.append(f"{waiting} UNKNOWN_CARER/PAY_BELOW_MINIMUM judgements still waiting in "
+                                        "`settling` after the final sweeps at the end instant")
         self.say(f"final sweeps done in {time.monotonic() - started:.1f} s: {last[0] if last else 0} alerts")
+
+    def _still_settling(self) -> int:
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM settling").fetchone()
+        return int(row[0]) if row else 0
 
     def _alert_state(self) -> tuple[int, str]:
         with psycopg.connect(self.database_url) as conn:

@@ -1,11 +1,14 @@
 """The alerts a batch's events raise or resolve, decided by the domain, stored in the batch's transaction.
 
-On a clock-in: UNKNOWN_CARER, COMPETENCE_MISMATCH, LOCATION_MISMATCH. On a clock-out: SHORT_VISIT and
-OVERRUN (once the carer has no open attendance on the visit). On any attendance change: the carer's
+On a clock-in: COMPETENCE_MISMATCH and LOCATION_MISMATCH; a clock-in by a carer not registered with
+the shift's provider waits (store/settling.py) and the scheduler raises UNKNOWN_CARER once the
+registration has had time to arrive from its partition. On a clock-out: SHORT_VISIT and OVERRUN (once
+the carer has no open attendance on the visit). On any attendance change: the carer's
 DOUBLE_BOOKED_CARER by event time (alerts/double_booking.py). On a carer's registration: their
-UNKNOWN_CARER alerts with that provider auto-resolve. For every visit an event touched, the absence
-rules run again, so a clock-in, clock-out, correction or cancellation resolves LATE_START, MISSED_VISIT,
-PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE at once (with late data when it proves the carer was there).
+clock-ins waiting on that provider stop waiting, and their UNKNOWN_CARER alerts with it auto-resolve.
+For every visit an event touched, the absence rules run again, so a clock-in, clock-out, correction or
+cancellation resolves LATE_START, MISSED_VISIT, PARTIAL_ATTENDANCE and LONE_WORKER_OVERDUE at once
+(with late data when it proves the carer was there).
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from carewatch.domain.visits import (
     arrival_decisions,
     attended_seconds,
     registration_decisions,
+    unregistered_clock_ins,
     visit_decisions,
     visit_state,
 )
 from carewatch.schema.events import CareEvent
 from carewatch.store.people import carer_records, homes, lock_carers
+from carewatch.store.settling import registration_arrived, wait_for_registration
 from carewatch.store.shift_facts import load_shift_facts
 
 VISIT_EVENTS = frozenset(
@@ -74,11 +79,14 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
     # later one sees the earlier one's commit (an UNKNOWN_CARER raised concurrently is resolved).
     await lock_carers(conn, set(registered) | {a.carer_id for a in arrivals})
     if registered:
+        # Take back the clock-ins waiting for these registrations first: a sweep raising one of them
+        # now holds its row, so this waits for its commit and then reads the alert it raised.
+        waiting = await registration_arrived(conn, {c: r.provider_id for c, r in registered.items()})
         unknown = await open_unknown_carers(conn, sorted(registered))
-        named = {shift for _, _, _, shift in unknown if shift}
+        named = {shift for _, _, _, shift in unknown if shift} | {shift for _, shift, _ in waiting}
         states = await load_shift_facts(conn, named) if named else {}
         decisions += registration_decisions(
-            registered, unknown, {s: visit_state(f, thresholds)[0] for s, f in states.items()})
+            registered, unknown, {s: visit_state(f, thresholds)[0] for s, f in states.items()}, waiting)
     for visit, th in visits.values():
         decisions += visit_decisions(visit, th, now)
     if arrivals:
@@ -87,6 +95,7 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
         # Every arrival's pair: a clock-in that arrives after its clock-out closes the pair too.
         touched = {(a.shift_id, a.carer_id) for a in arrivals}
         decisions += arrival_decisions(arrivals, visits, carers, people, attended_seconds(ledgers, touched))
+        await wait_for_registration(conn, unregistered_clock_ins(arrivals, visits, carers), now)
     changed: list[AlertRecord] = []
     if decisions:
         kinds = {d.kind for d in decisions}

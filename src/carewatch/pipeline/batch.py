@@ -25,7 +25,7 @@ from carewatch.domain.model import ShiftFacts, ShiftLedger
 from carewatch.domain.ownership import Takeover, named_packages, named_shifts
 from carewatch.pipeline.alerts import batch_alerts
 from carewatch.pipeline.outcome import BatchOutcome
-from carewatch.pipeline.pay import pay_alerts
+from carewatch.pipeline.pay import pay_waits
 from carewatch.pipeline.purchase_to_pay import purchase_to_pay
 from carewatch.pipeline.references import provides, references, resolve
 from carewatch.schema.events import CareEvent, Rejection, validate_event
@@ -171,7 +171,7 @@ async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> t
     # A time-zone change moves every period of the commissioner's packages: all are judged then.
     tally.alerts += await purchase_to_pay(conn, tally.applied, ledgers, now,
                                           spend_moved=None if tally.commissioners else spend_moved)
-    tally.alerts += await pay_alerts(conn, tally.applied, now)
+    await pay_waits(conn, tally.applied, now)
     return tuple(sorted(shifts))
 
 

@@ -1,6 +1,7 @@
 """Effective pay after a batch: the carer-weeks its attendance and activities touched are recomputed
-(store/carer_weeks.py) and each touched carer's PAY_BELOW_MINIMUM decided by the domain
-(domain/effective_pay.py) over all their weeks, so the decision depends on event time only.
+(store/carer_weeks.py) and each touched carer waits for their PAY_BELOW_MINIMUM decision, which the
+scheduler makes by the domain (domain/effective_pay.py) over all their weeks once the facts from other
+partitions have had time to arrive, so the decision depends on event time only.
 """
 
 from __future__ import annotations
@@ -8,17 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
-from carewatch.alerts.record import AlertRecord
-from carewatch.alerts.repository import apply_decisions, open_subjects, worth_applying
-from carewatch.domain.alert_rules import AlertKind
-from carewatch.domain.effective_pay import pay_decision, week_start
-from carewatch.domain.model import DEFAULT_TIMEZONE
+from carewatch.domain.effective_pay import week_start
 from carewatch.schema.events import CareEvent, parse_instant
-from carewatch.store.carer_weeks import carer_pay, carer_weeks, refresh_carer_weeks
+from carewatch.store.carer_weeks import refresh_carer_weeks
+from carewatch.store.settling import wait_for_pay
 
 TOUCHING = frozenset({"visit.clock_in", "visit.clock_out", "visit.corrected", "activity.logged"})
 # A shift's local start can lie a day either side of an instant of its attendance (UTC vs local,
@@ -44,19 +41,13 @@ def touched_weeks(events: Iterable[CareEvent]) -> set[tuple[str, date]]:
     return found
 
 
-async def pay_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime,
-                     timezone: str = DEFAULT_TIMEZONE) -> list[AlertRecord]:
-    """Recompute the weeks the batch touched; decide PAY_BELOW_MINIMUM for the carers one of whose weeks
-    changed and for carers whose registration (pay rate) arrived. Returns the alerts that changed.
+async def pay_waits(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime) -> set[str]:
+    """Recompute the weeks the batch touched; the carers one of whose weeks changed, and those whose
+    registration (pay rate) arrived, wait for their PAY_BELOW_MINIMUM decision (store/settling.py):
+    a week's attendance and activities travel on several partitions, so the scheduler decides once
+    they have had time to arrive (alerts/settled.py). Returns the carers now waiting.
     (What moves with the calendar alone, a birthday or today's rate, is the scheduler's sweep_pay.)"""
     changed = await refresh_carer_weeks(conn, touched_weeks(events))
     carers = changed | {e.payload["carer_id"] for e in events if e.type == "carer.registered"}
-    if not carers:
-        return []
-    registered = await carer_pay(conn, carers)
-    stored = await carer_weeks(conn, registered)
-    today = now.astimezone(ZoneInfo(timezone)).date()
-    decisions = [pay_decision(carer, provider, pay, born, today, stored.get(carer, ()))
-                 for carer, (provider, pay, born) in sorted(registered.items())]
-    kinds = {AlertKind.PAY_BELOW_MINIMUM}
-    return await apply_decisions(conn, worth_applying(decisions, await open_subjects(conn, kinds)), now)
+    await wait_for_pay(conn, carers, now)
+    return carers
