@@ -91,6 +91,9 @@ class Settings:
     batch_size: int = setting("CAREWATCH_BATCH_SIZE", 4000, "most events the worker takes from the stream at once")
     batch_within_seconds: float = setting("CAREWATCH_BATCH_WITHIN", 0.2,
                                           "longest the worker waits to fill a batch, in seconds")
+    batch_idle_ms: float = setting("CAREWATCH_BATCH_IDLE_MS", 10.0,
+                                   "a batch goes once no message has come for this long (ms), within "
+                                   "CAREWATCH_BATCH_WITHIN")
     fetch_max_wait_ms: int = setting(
         "CAREWATCH_FETCH_MAX_WAIT_MS", 100,
         "longest a Kafka fetch waits for data (faust fixes 1,500 ms, which delays events under light load)")

@@ -115,6 +115,30 @@ async def test_a_short_batch_waits_at_most_within_for_more() -> None:
     await batches.aclose()
 
 
+async def test_a_batch_goes_once_messages_stop_coming_for_idle() -> None:
+    """A trickle does not wait out `within`: the batch goes `idle` after the last message came."""
+    stream = Stream()
+    stream.put(1, 2)
+    batches = take_batches(stream, 100, within=2.0, idle=0.05)
+
+    async def later() -> None:
+        await asyncio.sleep(0.02)
+        stream.put(3)  # within `idle` of the first two: same batch
+        await asyncio.sleep(0.3)
+        stream.put(4)  # after an idle gap: the next batch
+
+    task = asyncio.create_task(later())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    batch = await anext(batches)
+    waited = loop.time() - started
+    assert [e.message.offset for e in batch] == [1, 2, 3]
+    assert 0.06 <= waited < 0.3
+    assert [e.message.offset for e in await anext(batches)] == [4]
+    await task
+    await batches.aclose()
+
+
 async def test_older_generation_and_an_abandoned_batch_are_never_acknowledged() -> None:
     stream = Stream()
     stale = stream.put(1, 2, generation=0)  # read before a rebalance

@@ -31,7 +31,8 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         # Whole batches of faust events (each keeps its message's key, which dead letters reuse),
         # taken from the queue at once (stream/batches.py); a batch is acknowledged only when the
         # next is asked for, i.e. after each of its messages has been applied or rejected.
-        async for batch in take_batches(stream, settings.batch_size, settings.batch_within_seconds):
+        async for batch in take_batches(stream, settings.batch_size, settings.batch_within_seconds,
+                                        settings.batch_idle_ms / 1000):
             outcome = await handle_until_done(processor, batch)
             observe_batch(app.consumer, batch, outcome)
 

@@ -10,7 +10,8 @@ iteration was a large share of the worker's CPU.
 `take_batches` does what take_events does for each message (the generation check after a rebalance,
 tracking the message as unacked, acknowledging it after the batch, the sensors' message in/out) but
 for a whole queue at once: it waits for the first message, takes every message already queued (up
-to `max_`), and waits at most `within` seconds more only when fewer than `max_` are there. A batch is
+to `max_`), and when fewer than `max_` are there waits for more while they keep coming: at most
+`within` seconds in all, and no gap longer than `idle` (CAREWATCH_BATCH_IDLE_MS). A batch is
 yielded to the agent and acknowledged only when the agent asks for the next one, i.e. after it was
 applied or rejected event by event; a rebalance waits for that (faust's `wait_empty` waits for the
 tracked messages to be acknowledged). Two differences from faust's own iteration, both towards
@@ -77,8 +78,11 @@ async def _processed(stream: Any, events: list[Any]) -> list[Any]:
     return kept
 
 
-async def _gather(queue: Any, first: Any, max_: int, within: float) -> list[Any]:
-    """`first` and what follows it: everything queued now, then more for `within` seconds at most."""
+async def _gather(queue: Any, first: Any, max_: int, within: float, idle: float) -> list[Any]:
+    """`first` and what follows it: everything queued now, then more while messages keep coming (none
+    for `idle` seconds cuts the batch), for `within` seconds at most. Under a backlog the fetcher keeps
+    the queue filling and batches fill up; under a trickle a batch goes as soon as the fetch that
+    brought it is drained, instead of waiting out `within`."""
     taken = [first]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
@@ -89,21 +93,23 @@ async def _gather(queue: Any, first: Any, max_: int, within: float) -> list[Any]
         if len(taken) >= max_ or remaining <= 0:
             break
         try:
-            async with asyncio.timeout(remaining):
+            async with asyncio.timeout(min(remaining, idle)):
                 taken.append(await queue.get())
         except TimeoutError:
             break
     return taken
 
 
-async def take_batches(stream: Any, max_: int, within: float) -> AsyncIterator[list[Any]]:
+async def take_batches(stream: Any, max_: int, within: float, idle: float | None = None) -> AsyncIterator[list[Any]]:
     """Yield lists of at most `max_` faust events from the agent's `stream`; each list is acknowledged
     when the next one is asked for, never before (unlike take_events, not when the iteration is
-    abandoned half-way through a batch)."""
+    abandoned half-way through a batch). A batch waits at most `within` seconds after its first
+    message, and no more than `idle` seconds (default: `within`) for the next one."""
     await stream.maybe_start()
     queue = stream.channel.queue
+    quiet = within if idle is None else idle
     while not stream.should_stop:
-        taken = await _gather(queue, await queue.get(), max_, within)
+        taken = await _gather(queue, await queue.get(), max_, within, quiet)
         # A message of an older generation (read before a rebalance) is dropped and NOT acknowledged:
         # faust seeks every assigned partition back to its committed offset after a rebalance, so it
         # is read again. (faust's own iteration acknowledges it; taken here in bulk, such messages are
