@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from carewatch.clock import AcceleratedClock
 from carewatch.schema.events import message_key
 from carewatch.services import Broker
-from procs import ROOT, _stop, api_server, create_token, graphql, scalar, wait_for, worker
+from procs import api_server, create_token, graphql, scalar, scheduler, wait_for, worker
 
 pytestmark = pytest.mark.services
 
@@ -115,17 +112,6 @@ EXPECTED = {
     "SH-LATEDATA": [("LATE_START", "open"), ("LATE_START", "auto_resolved")],
     "CR-F@SH-SHORT": [("SHORT_VISIT", "open")],
 }
-
-
-@contextmanager
-def scheduler(database_url: str, redis_url: str, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "CAREWATCH_DATABASE_URL": database_url, "CAREWATCH_REDIS_URL": redis_url, **extra}
-    process = subprocess.Popen([sys.executable, "-m", "carewatch", "scheduler"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        _stop(process)
 
 
 class Subscriber:
