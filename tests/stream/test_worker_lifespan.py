@@ -23,3 +23,40 @@ async def test_the_worker_opens_and_closes_what_it_owns(fresh_database_url: str,
     assert await resources.redis.ping()
     await app.on_before_shutdown.send()
     assert resources.closed and resources.pool.closed
+
+
+async def test_the_last_data_version_announcement_goes_out_before_redis_closes(
+        fresh_database_url: str, redis_url: str) -> None:
+    """A batch committed just before the worker stops still tells the API processes to empty their
+    response caches: the worker drains its announcer before it closes the Redis client."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from carewatch.alerts.data_version import data_version_channel
+    from carewatch.pipeline.outcome import BatchOutcome
+
+    settings = replace(Settings(), database_url=fresh_database_url, redis_url=redis_url)
+    app, _, resources = build_worker_app(settings)
+    assert resources.announcer is not None
+    listener = aioredis.Redis.from_url(redis_url)
+    pubsub = listener.pubsub()
+    await pubsub.subscribe(data_version_channel(settings))
+    await pubsub.get_message(timeout=1)  # the subscription's confirmation
+    version = resources.announcer.version
+    send = version.changed
+
+    async def slow_send() -> None:  # Redis slow to take it: still under way when the worker stops
+        await asyncio.sleep(0.3)
+        await send()
+
+    version.changed = slow_send  # type: ignore[method-assign]
+    await resources.announcer(BatchOutcome(applied=1))  # sent from a task of its own
+    await app.on_before_shutdown.send()
+    assert resources.closed
+    # Already on Redis when the shutdown returned (without the drain it would go out 0.3 s later, from
+    # a task the stopping process no longer runs).
+    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+    await pubsub.aclose()
+    await listener.aclose()
+    assert message is not None and b"worker" in message["data"]

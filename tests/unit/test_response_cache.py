@@ -219,6 +219,29 @@ def test_the_worker_s_announcements_never_hold_a_batch_and_coalesce() -> None:
     asyncio.run(scenario())
 
 
+def test_a_stopping_worker_waits_for_its_last_announcement_only_so_long() -> None:
+    from carewatch.alerts.data_version import BatchAnnouncer, DataVersion
+
+    class StuckRedis(DataVersion):
+        def __init__(self) -> None:
+            self.never = asyncio.Event()
+
+        async def changed(self) -> None:
+            await self.never.wait()
+
+    async def scenario() -> None:
+        announce = BatchAnnouncer(StuckRedis())
+        await announce(BatchOutcome(applied=1))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await announce.drain(timeout=0.05)
+        assert loop.time() - started < 1.0
+        await asyncio.sleep(0)
+        assert announce._task is not None and announce._task.cancelled()
+
+    asyncio.run(scenario())
+
+
 def test_a_long_document_is_never_cached_but_still_told_apart() -> None:
     from carewatch.graphql.cached_http import _well_formed
     from carewatch.graphql.response_cache import MAX_CACHED_QUERY_CHARS, _operation_kind

@@ -96,10 +96,20 @@ class BatchAnnouncer:
             self.due = False
             await self.version.changed()  # never raises: a failure is logged, caches expire by their TTL
 
-    async def drain(self) -> None:
-        """Wait for the announcement under way, if any (tests; shutting down)."""
-        if self._task is not None:
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the announcement under way, if any (tests; shutting down: at most `timeout` seconds,
+        after which it is given up and API caches catch up within their TTL)."""
+        if self._task is None:
+            return
+        if timeout is None:
             await self._task
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
+            log.warning("stopping before the last data-version announcement went out; API response caches "
+                        "catch up within CAREWATCH_RESPONSE_CACHE_TTL_MS")
 
 
 def batch_listener(version: DataVersion) -> BatchAnnouncer:

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from carewatch.alerts.bus import PublishQueue
+from carewatch.alerts.data_version import BatchAnnouncer
 from carewatch.settings import Settings
 from carewatch.store.db import make_pool
 
@@ -22,6 +23,7 @@ class WorkerResources:
     pool: AsyncConnectionPool
     redis: aioredis.Redis
     publisher: PublishQueue | None = None  # published from before the pool and Redis close
+    announcer: BatchAnnouncer | None = None  # its last announcement sent before Redis closes
     opened: bool = False
     closed: bool = False
 
@@ -42,6 +44,8 @@ class WorkerResources:
         self.closed = True
         if self.publisher is not None:
             await self.publisher.close()
+        if self.announcer is not None:
+            await self.announcer.drain(timeout=5.0)
         await self.pool.close()
         await self.redis.aclose()
 

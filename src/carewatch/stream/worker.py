@@ -51,7 +51,8 @@ def build_worker_app(settings: Settings) -> tuple[faust.App, BatchProcessor, Wor
     processor.listeners.append(resources.publisher)
     # And that what queries read changed, so that API processes empty their response caches (announced
     # by a task of its own too, coalesced: a batch never waits for it).
-    processor.listeners.append(batch_listener(DataVersion(resources.redis, data_version_channel(settings), "worker")))
+    resources.announcer = batch_listener(DataVersion(resources.redis, data_version_channel(settings), "worker"))
+    processor.listeners.append(resources.announcer)
     register_agents(app, settings, topics, processor)
     return app, processor, resources
 
