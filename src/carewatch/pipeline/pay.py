@@ -41,13 +41,12 @@ def touched_weeks(events: Iterable[CareEvent]) -> set[tuple[str, date]]:
     return found
 
 
-async def pay_waits(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime) -> set[str]:
+async def pay_waits(conn: AsyncConnection[Any], events: Sequence[CareEvent], now: datetime) -> None:
     """Recompute the weeks the batch touched; the carers one of whose weeks changed, and those whose
     registration (pay rate) arrived, wait for their PAY_BELOW_MINIMUM decision (store/settling.py):
     a week's attendance and activities travel on several partitions, so the scheduler decides once
-    they have had time to arrive (alerts/settled.py). Returns the carers now waiting.
+    they have had time to arrive (alerts/settled.py).
     (What moves with the calendar alone, a birthday or today's rate, is the scheduler's sweep_pay.)"""
     changed = await refresh_carer_weeks(conn, touched_weeks(events))
     carers = changed | {e.payload["carer_id"] for e in events if e.type == "carer.registered"}
     await wait_for_pay(conn, carers, now)
-    return carers
