@@ -38,12 +38,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def worker(broker: Broker, database_url: str, topic: str, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "CAREWATCH_KAFKA_URL": broker.kafka_url, "CAREWATCH_DATABASE_URL": database_url,
-           "CAREWATCH_CONSUMER_GROUP": f"cw-test-{uuid.uuid4().hex[:8]}", "CAREWATCH_EVENTS_TOPIC": topic,
-           "CAREWATCH_DEAD_LETTER_TOPIC": f"{topic}.dead-letter", "CAREWATCH_WORKER_SESSION_TIMEOUT": "6",
-           "CAREWATCH_BATCH_WITHIN": "0.1", **extra}
-    process = subprocess.Popen([sys.executable, "-m", "carewatch", "worker"], env=env, cwd=ROOT,
+def cli_process(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m carewatch <args>` with `env`, its output piped; stopped on leaving."""
+    process = subprocess.Popen([sys.executable, "-m", "carewatch", *args], env=env, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         yield process
@@ -52,15 +49,21 @@ def worker(broker: Broker, database_url: str, topic: str, **extra: str) -> Itera
 
 
 @contextmanager
+def worker(broker: Broker, database_url: str, topic: str, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = {**os.environ, "CAREWATCH_KAFKA_URL": broker.kafka_url, "CAREWATCH_DATABASE_URL": database_url,
+           "CAREWATCH_CONSUMER_GROUP": f"cw-test-{uuid.uuid4().hex[:8]}", "CAREWATCH_EVENTS_TOPIC": topic,
+           "CAREWATCH_DEAD_LETTER_TOPIC": f"{topic}.dead-letter", "CAREWATCH_WORKER_SESSION_TIMEOUT": "6",
+           "CAREWATCH_BATCH_WITHIN": "0.1", **extra}
+    with cli_process(env, "worker") as process:
+        yield process
+
+
+@contextmanager
 def scheduler(database_url: str, redis_url: str, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
     """`carewatch scheduler`: the sweeps, including the settled UNKNOWN_CARER and PAY_BELOW_MINIMUM."""
     env = {**os.environ, "CAREWATCH_DATABASE_URL": database_url, "CAREWATCH_REDIS_URL": redis_url, **extra}
-    process = subprocess.Popen([sys.executable, "-m", "carewatch", "scheduler"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
+    with cli_process(env, "scheduler") as process:
         yield process
-    finally:
-        _stop(process)
 
 
 def _key(line: str) -> bytes | None:
@@ -141,18 +144,14 @@ def api_server(broker: Broker, database_url: str, redis_url: str, topic: str,
     port = free_port()
     env = {**os.environ, "CAREWATCH_KAFKA_URL": broker.kafka_url, "CAREWATCH_DATABASE_URL": database_url,
            "CAREWATCH_REDIS_URL": redis_url, "CAREWATCH_EVENTS_TOPIC": topic, **extra}
-    process = subprocess.Popen([sys.executable, "-m", "carewatch", "api", "--port", str(port)], env=env,
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
+    with cli_process(env, "api", "--port", str(port)):
         wait_for_port(port, timeout=30)
         deadline = time.monotonic() + 20
         while httpx.get(f"{base}/healthz").status_code != 200:
             assert time.monotonic() < deadline, "the API never became healthy"
             time.sleep(0.2)
         yield base
-    finally:
-        _stop(process)
 
 
 def graphql(base: str, token: str, query: str, **variables: Any) -> dict[str, Any]:
