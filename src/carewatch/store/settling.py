@@ -86,7 +86,8 @@ RETURNING s.carer_id, s.shift_id"""
 
 
 async def settle(conn: AsyncConnection[Any], rows: Sequence[Waiting]) -> set[tuple[str, str]]:
-    """Delete these rows if nobody wrote to them since they were read; returns the (carer, shift) deleted."""
+    """Delete these rows (all of one kind, as `due` returns them) if nobody wrote to them since they were
+    read; returns the (carer, shift) deleted."""
     if not rows:
         return set()
     cur = await conn.execute(_SETTLE, ([r.carer_id for r in rows], [r.shift_id for r in rows],
