@@ -89,6 +89,11 @@ class Settings:
     consumer_group: str = setting("CAREWATCH_CONSUMER_GROUP", "carewatch-worker",
                                   "Kafka consumer group (the faust app id) of the stream workers")
     batch_size: int = setting("CAREWATCH_BATCH_SIZE", 4000, "most events the worker takes from the stream at once")
+    worker_lanes: int = setting("CAREWATCH_WORKER_LANES", 2,
+                                "sub-batches of disjoint partitions a worker applies at once, each in its own "
+                                "transaction (1: one transaction a batch)")
+    lane_min_events: int = setting("CAREWATCH_LANE_MIN_EVENTS", 500,
+                                   "a batch is split into lanes only when each would get at least this many events")
     batch_within_seconds: float = setting("CAREWATCH_BATCH_WITHIN", 0.2,
                                           "longest the worker waits to fill a batch, in seconds")
     batch_idle_ms: float = setting("CAREWATCH_BATCH_IDLE_MS", 10.0,

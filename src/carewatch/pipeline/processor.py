@@ -96,6 +96,11 @@ class BatchProcessor:
     async def close(self) -> None:
         await self.pool.close()
 
+    def sibling(self) -> BatchProcessor:
+        """A processor for a concurrent lane (stream/lanes.py): the same pool, dead letters, clock and
+        listeners; its own batch in hand and its own stuck state."""
+        return replace(self, partitions=(), stuck=False)
+
     async def handle(self, messages: Sequence[Message], partitions: Sequence[tuple[str, int]] = ()) -> BatchOutcome:
         """Validate and apply one batch; returns once every message in it is applied or rejected
         (recorded and dead-lettered). Database trouble is retried here, for as long as it lasts."""

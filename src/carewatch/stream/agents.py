@@ -11,12 +11,13 @@ import faust
 
 from carewatch import metrics
 from carewatch.logs import Outage
-from carewatch.pipeline.outcome import BatchOutcome
+from carewatch.pipeline.outcome import BatchOutcome, merge_outcomes
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batch_metrics import observe_batch
 from carewatch.stream.batches import take_batches
+from carewatch.stream.lanes import split_by_partition
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,11 @@ HELD_SWEEP_SECONDS = 2.0
 
 
 def register_agents(app: faust.App, settings: Settings, topics: Topics, processor: BatchProcessor) -> Any:
-    """Attach the care-events agent and the held-events timer to `app`; return the agent."""
+    """Attach the care-events agent and the held-events timer to `app`; return the agent.
+
+    The agent applies each batch in up to `settings.worker_lanes` lanes (stream/lanes.py), one
+    processor each: `processor` and its siblings."""
+    lanes = [processor, *(processor.sibling() for _ in range(max(1, settings.worker_lanes) - 1))]
 
     @app.agent(topics.events, name="carewatch.care_events")
     async def care_events(stream: Any) -> None:
@@ -33,7 +38,7 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         # next is asked for, i.e. after each of its messages has been applied or rejected.
         async for batch in take_batches(stream, settings.batch_size, settings.batch_within_seconds,
                                         settings.batch_idle_ms / 1000):
-            outcome = await handle_until_done(processor, batch)
+            outcome = await handle_lanes(lanes, batch, settings.lane_min_events)
             observe_batch(app.consumer, batch, outcome)
 
     held_outage = Outage(log, "the held-events sweep", retrying=f"retrying every {HELD_SWEEP_SECONDS:g} s")
@@ -51,6 +56,27 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
             log.info("held events: %d released, %d rejected", released.released, len(expired))
 
     return care_events
+
+
+def _partition(event: Any) -> tuple[str, int]:
+    return event.message.tp.topic, event.message.tp.partition
+
+
+async def handle_lanes(lanes: Sequence[BatchProcessor], batch: Sequence[Any], min_events: int) -> BatchOutcome:
+    """Apply `batch` split by partition over the lanes' processors at once (stream/lanes.py); returns
+    when every part has been applied or rejected, with their outcomes merged."""
+    parts = split_by_partition(batch, len(lanes), _partition, min_events)
+    if len(parts) == 1:
+        return await handle_until_done(lanes[0], parts[0])
+    for lane in lanes:  # one at a time: the pool they share must not be opened by two at once
+        await lane.open()
+    # Fewer parts than lanes when the batch has fewer partitions: the spare lanes sit this batch out.
+    outcomes = await asyncio.gather(*(handle_until_done(lane, part)
+                                      for lane, part in zip(lanes, parts, strict=False)))
+    merged = BatchOutcome()
+    for outcome in outcomes:
+        merged = merge_outcomes(merged, outcome)
+    return merged
 
 
 async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> BatchOutcome:

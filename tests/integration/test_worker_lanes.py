@@ -1,0 +1,78 @@
+"""Lanes (stream/lanes.py, stream/agents.handle_lanes): a batch split by partition and applied in two
+transactions at once gives the figures of the same batch applied in one."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from carewatch.bench import BENCH_START, bench_feed, run_figures
+from carewatch.clock import FixedClock
+from carewatch.pipeline.processor import BatchProcessor
+from carewatch.store.db import make_pool
+from carewatch.stream.agents import handle_lanes
+from support import make_database
+
+pytestmark = pytest.mark.services
+
+NOW = BENCH_START + timedelta(days=1, hours=2)
+
+
+@dataclass
+class _TP:
+    topic: str
+    partition: int
+
+
+@dataclass
+class _Message:
+    tp: _TP
+
+
+@dataclass
+class _Event:
+    """What handle_lanes reads of a faust event: its key, value and partition."""
+
+    key: bytes | None
+    value: bytes
+    message: _Message
+
+
+def _events(feed: list[tuple[bytes, bytes]]) -> list[_Event]:
+    return [_Event(k, v, _Message(_TP("care-events", zlib.crc32(k or b"") % 4))) for k, v in feed]
+
+
+async def _apply(url: str, events: list[_Event], lanes: int, batch: int) -> None:
+    async def no_dead_letters(key: bytes | None, value: bytes) -> None:
+        raise AssertionError(f"nothing in the bench feed is rejected: {value[:200]!r}")
+
+    processor = BatchProcessor(make_pool(url, max_size=3), no_dead_letters, FixedClock(NOW))
+    processors = [processor, *(processor.sibling() for _ in range(lanes - 1))]
+    try:
+        for start in range(0, len(events), batch):
+            outcome = await handle_lanes(processors, events[start:start + batch], min_events=50)
+            assert outcome.rejected == 0
+        # A reference written by the other lane releases its held events in the held-events sweep.
+        await processor.sweep_held()
+    finally:
+        await processor.close()
+
+
+async def test_two_lanes_give_the_figures_of_one() -> None:
+    events = _events(bench_feed(3000))
+    assert len({e.message.tp.partition for e in events}) == 4
+    one, two = make_database(), make_database()
+    await _apply(one, events, lanes=1, batch=1000)
+    await _apply(two, events, lanes=2, batch=1000)
+    kept_one, _ = run_figures(one)
+    kept_two, _ = run_figures(two)
+    assert kept_two == kept_one
+    assert kept_one.endswith("; 0 rejected, 0 held")
+    with psycopg.connect(one) as a, psycopg.connect(two) as b:
+        for query in ("SELECT count(*) FROM events", "SELECT count(*), sum(rate_seconds) FROM package_day_ledger",
+                      "SELECT count(*), sum(direct_seconds), sum(non_direct_minutes) FROM carer_week_time"):
+            assert a.execute(query).fetchone() == b.execute(query).fetchone(), query
