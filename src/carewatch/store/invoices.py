@@ -17,24 +17,54 @@ from psycopg.rows import dict_row
 from carewatch.domain.invoice_match import InvoiceMatch
 from carewatch.domain.model import DEFAULT_TIMEZONE, Package, ShiftLedger
 from carewatch.domain.money import round_half_up
+from carewatch.store.package_cache import package_cache
 from carewatch.store.rows import InvoiceRecord, invoice_from_row, ledger_from_row, package_from_row
 
 Window = tuple[str, datetime, datetime]  # package_id, start (inclusive), end (exclusive)
 
 _PACKAGES = """
-SELECT p.*, COALESCE(c.timezone, %s) AS timezone,
+SELECT p.*, p.xmin::text AS row_version, COALESCE(c.timezone, %s) AS timezone,
        EXISTS (SELECT 1 FROM invoices i WHERE i.package_id = p.package_id) AS invoiced
+FROM packages p LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id WHERE p.package_id = ANY(%s)"""
+
+# What a cached package is checked against: its row version and its commissioner's time zone.
+_PACKAGE_VERSIONS = """
+SELECT p.package_id, p.xmin::text, COALESCE(c.timezone, %s),
+       EXISTS (SELECT 1 FROM invoices i WHERE i.package_id = p.package_id)
 FROM packages p LEFT JOIN commissioners c ON c.commissioner_id = p.commissioner_id WHERE p.package_id = ANY(%s)"""
 
 
 async def packages(conn: AsyncConnection[Any], ids: Collection[str],
                    default_tz: str = DEFAULT_TIMEZONE) -> tuple[dict[str, Package], set[str]]:
-    """These packages, and which of them have invoices (one query)."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_PACKAGES, (default_tz, sorted(ids)))
-        rows = await cur.fetchall()
-    found = {r["package_id"]: package_from_row(r).package for r in rows}
-    return found, {r["package_id"] for r in rows if r["invoiced"]}
+    """These packages, and which of them have invoices.
+
+    A package read before is taken from `package_cache` when its row version and its commissioner's
+    time zone are those it was read with (one light query); only the others are read whole."""
+    cur = await conn.execute(_PACKAGE_VERSIONS, (default_tz, sorted(ids)))
+    versions = await cur.fetchall()
+    database = conn.info.dbname
+    found: dict[str, Package] = {}
+    invoiced: set[str] = set()
+    misses: list[str] = []
+    for pid, version, tz, has_invoices in versions:
+        if has_invoices:
+            invoiced.add(pid)
+        cached = package_cache.get((database, pid, version, tz))
+        if cached is None:
+            misses.append(pid)
+        else:
+            found[pid] = cached
+    if misses:
+        async with conn.cursor(row_factory=dict_row) as dcur:
+            await dcur.execute(_PACKAGES, (default_tz, misses))
+            rows = await dcur.fetchall()
+        for r in rows:
+            package = package_from_row(r).package
+            found[r["package_id"]] = package
+            package_cache.put((database, r["package_id"], r["row_version"], r["timezone"]), package)
+            if r["invoiced"]:
+                invoiced.add(r["package_id"])
+    return found, invoiced
 
 
 async def purchase_flags(conn: AsyncConnection[Any], ids: Collection[str],
