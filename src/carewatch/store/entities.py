@@ -53,10 +53,16 @@ ON CONFLICT (package_id) DO UPDATE SET commissioner_id = EXCLUDED.commissioner_i
     planned_minutes_per_week = EXCLUDED.planned_minutes_per_week, approved_at = EXCLUDED.approved_at
 WHERE packages.approved_at < EXCLUDED.approved_at"""
 
+_SHIFT_COLUMNS = ("shift_id", "package_id", "provider_id", "starts_at", "ends_at", "service_type", "carers_required",
+                  "carer_ids", "required_competencies", "scheduled_at", "announced_at", "announced_by")
+_SCHEDULED_AT = _SHIFT_COLUMNS.index("scheduled_at")
+
+# The batch's latest version of each shift, staged by COPY (staged_shifts), merged in one statement.
 _SHIFT = """
 INSERT INTO shifts (shift_id, package_id, provider_id, starts_at, ends_at, service_type, carers_required,
                     carer_ids, required_competencies, scheduled_at, announced_at, announced_by)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+SELECT shift_id, package_id, provider_id, starts_at, ends_at, service_type, carers_required,
+       carer_ids, required_competencies, scheduled_at, announced_at, announced_by FROM staged_shifts
 ON CONFLICT (shift_id) DO UPDATE SET package_id = EXCLUDED.package_id, provider_id = EXCLUDED.provider_id,
     starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at, service_type = EXCLUDED.service_type,
     carers_required = EXCLUDED.carers_required, carer_ids = EXCLUDED.carer_ids,
@@ -159,6 +165,25 @@ def _row(e: CareEvent) -> tuple[str, tuple[Any, ...]]:
     raise ValueError(f"no table for event type {e.type!r}")
 
 
+def latest_versions(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Of shift rows in (occurred_at, event_id) order, each shift's first row with its latest
+    scheduled_at: the one that applying them one by one under `scheduled_at <` would leave."""
+    latest: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        kept = latest.get(row[0])
+        if kept is None or kept[_SCHEDULED_AT] < row[_SCHEDULED_AT]:
+            latest[row[0]] = row
+    return list(latest.values())
+
+
+def first_versions(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Of shift rows in (occurred_at, event_id) order, each shift's first: its earliest announcement."""
+    first: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        first.setdefault(row[0], row)
+    return list(first.values())
+
+
 # Statements run in this order so that a row exists before anything in the same batch updates it.
 _ORDER = (_COMMISSIONER, _PROVIDER, _CARER, _PACKAGE, _SHIFT, _CANCEL, _CLOCK, _CORRECTION, _INVOICE,
           _ACTIVITY)
@@ -184,7 +209,10 @@ async def write_entities(conn: AsyncConnection[Any], events: Sequence[CareEvent]
         for sql in _ORDER:
             if not groups[sql]:
                 continue
-            if sql in _STAGED:
+            if sql is _SHIFT:
+                await stage_rows(cur, "staged_shifts", "shifts", _SHIFT_COLUMNS, latest_versions(groups[sql]))
+                await cur.execute(sql)
+            elif sql in _STAGED:
                 table, columns = _STAGED[sql]
                 await stage_rows(cur, f"staged_{table}", table, columns, groups[sql])
                 merge = psql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT (event_id) DO NOTHING").format(
@@ -195,7 +223,7 @@ async def write_entities(conn: AsyncConnection[Any], events: Sequence[CareEvent]
                 await cur.executemany(sql, groups[sql])
             if sql is _INVOICE:
                 await cur.executemany(_INVOICE_VERSION, groups[sql])
-        announced = groups[_SHIFT]
+        announced = first_versions(groups[_SHIFT])
         if announced:
             await cur.execute(_ANNOUNCED, ([r[0] for r in announced], [r[10] for r in announced],
                                            [r[11] for r in announced]))
