@@ -74,6 +74,9 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
               for shift_id in sorted({e.payload["shift_id"] for e in touching}) if shift_id in facts}
     arrivals = [arrival(e) for e in touching
                 if e.type in ("visit.clock_in", "visit.clock_out") and e.payload["shift_id"] in visits]
+    # The absence rules read no carer: decided before the carers' locks are taken, below.
+    for visit, th in visits.values():
+        decisions += visit_decisions(visit, th, now)
     # A carer's registration and their clock events travel on different partitions, so two workers
     # may apply them at once: each batch takes its carers' locks before reading either side, so the
     # later one sees the earlier one's commit (an UNKNOWN_CARER raised concurrently is resolved).
@@ -87,8 +90,6 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
         states = await load_shift_facts(conn, named) if named else {}
         decisions += registration_decisions(
             registered, unknown, {s: visit_state(f, thresholds)[0] for s, f in states.items()}, waiting)
-    for visit, th in visits.values():
-        decisions += visit_decisions(visit, th, now)
     if arrivals:
         carers = await carer_records(conn, {a.carer_id for a in arrivals})
         people = await homes(conn, {visits[a.shift_id][0].shift.package_id for a in arrivals})

@@ -36,6 +36,11 @@ from carewatch.store.ledgers import save_ledgers
 from carewatch.store.ownership import load_owners, refused_on_shift, withdraw_shift
 from carewatch.store.shift_facts import load_shift_facts
 
+# Written at the end of the batch, not with the other entities: an activity without a package adds to
+# its provider's roll-up row (activity_day, activity_month), which batches of every partition update,
+# so its row lock is held from this write to the commit. Nothing before pay_waits reads activities.
+LATE_WRITES = frozenset({"activity.logged"})
+
 
 class LedgerRebuildError(RuntimeError):
     """A shift's stored facts could not be turned into its ledger."""
@@ -125,7 +130,7 @@ async def _apply_rounds(conn: AsyncConnection[Any], pending: list[HeldEvent], no
         tally.held += len(waiting)
         fresh = await record_events(conn, [item.event for item in ready], now)
         applied = [item.event for item in ready if item.event.event_id in fresh]
-        await write_entities(conn, applied)
+        await write_entities(conn, [e for e in applied if e.type not in LATE_WRITES])
         tally.applied.extend(applied)
         for e in applied:
             if e.type.startswith(("shift.", "visit.")):
@@ -167,10 +172,14 @@ async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> t
     facts: Mapping[str, ShiftFacts] = await load_shift_facts(conn, shifts, lock=True)
     ledgers = rebuild_ledgers(facts.values())
     spend_moved = await save_ledgers(conn, ledgers.values(), now)
-    tally.alerts = await batch_alerts(conn, tally.applied, now, facts, ledgers)
     # A time-zone change moves every period of the commissioner's packages: all are judged then.
-    tally.alerts += await purchase_to_pay(conn, tally.applied, ledgers, now,
-                                          spend_moved=None if tally.commissioners else spend_moved)
+    tally.alerts = await purchase_to_pay(conn, tally.applied, ledgers, now,
+                                         spend_moved=None if tally.commissioners else spend_moved)
+    # From here on the batch holds rows and locks that batches of other partitions (another lane or
+    # worker) may want too: its carers' (batch_alerts), a provider's activity roll-ups, carer weeks.
+    # Taken as late as they can be, so that two batches overlap for as long as possible.
+    tally.alerts += await batch_alerts(conn, tally.applied, now, facts, ledgers)
+    await write_entities(conn, [e for e in tally.applied if e.type in LATE_WRITES])
     await pay_waits(conn, tally.applied, now)
     return tuple(sorted(shifts))
 
