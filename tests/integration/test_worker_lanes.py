@@ -15,6 +15,7 @@ from carewatch.clock import FixedClock
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.store.db import make_pool
 from carewatch.stream.agents import handle_lanes
+from carewatch.stream.lanes import registers_references, split_by_partition
 from support import make_database
 
 pytestmark = pytest.mark.services
@@ -65,6 +66,11 @@ async def _apply(url: str, events: list[_Event], lanes: int, batch: int) -> None
 async def test_two_lanes_give_the_figures_of_one() -> None:
     events = _events(bench_feed(3000))
     assert len({e.message.tp.partition for e in events}) == 4
+    # The first batch registers the commissioners and providers (kept whole); the others are split.
+    assert any(registers_references(e.value) for e in events[:1000])
+    later = [events[start:start + 1000] for start in (1000, 2000)]
+    assert all(not any(registers_references(e.value) for e in part) for part in later)
+    assert all(len(split_by_partition(part, 2, lambda e: e.message.tp.partition, 50)) == 2 for part in later)
     one, two = make_database(), make_database()
     await _apply(one, events, lanes=1, batch=1000)
     await _apply(two, events, lanes=2, batch=1000)

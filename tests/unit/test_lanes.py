@@ -47,3 +47,12 @@ def test_never_more_parts_than_partitions_or_lanes() -> None:
     batch = _batch({0: 500, 1: 500, 2: 500})
     assert len(split_by_partition(batch, 4, _partition, min_events=100)) == 3
     assert len(split_by_partition(batch, 2, _partition, min_events=100)) == 2
+
+
+def test_registrations_of_commissioners_and_providers_are_recognised() -> None:
+    from carewatch.stream.lanes import registers_references
+
+    assert registers_references(b'{"type": "provider.registered", "provider_id": "PRV-1"}')
+    assert registers_references(b'{"type":"commissioner.registered"}')
+    assert not registers_references(b'{"type": "carer.registered", "provider_id": "PRV-1"}')
+    assert not registers_references(b'{"type": "visit.clock_in"}') and not registers_references(None)

@@ -17,7 +17,7 @@ from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batch_metrics import observe_batch
 from carewatch.stream.batches import take_batches
-from carewatch.stream.lanes import split_by_partition
+from carewatch.stream.lanes import registers_references, split_by_partition
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def _partition(event: Any) -> tuple[str, int]:
 async def handle_lanes(lanes: Sequence[BatchProcessor], batch: Sequence[Any], min_events: int) -> BatchOutcome:
     """Apply `batch` split by partition over the lanes' processors at once (stream/lanes.py); returns
     when every part has been applied or rejected, with their outcomes merged."""
-    parts = split_by_partition(batch, len(lanes), _partition, min_events)
+    whole = any(registers_references(event.value) for event in batch)
+    parts = [list(batch)] if whole else split_by_partition(batch, len(lanes), _partition, min_events)
     if len(parts) == 1:
         return await handle_until_done(lanes[0], parts[0])
     for lane in lanes:  # one at a time: the pool they share must not be opened by two at once

@@ -13,6 +13,11 @@ it does with one lane. Two lanes meet each other as two worker processes meet (t
 locks, shift rows locked for update, a reference written by the other lane released by the held-events
 sweep), which the scale-out runs of `carewatch bench --workers N` check.
 
+A batch that registers a commissioner or a provider is not split either: the packages and carers that
+name them travel on other partitions, and in the other lane they would be held (their reference not
+yet committed) and wait for the held-events sweep; registrations come in bulk when a council or a
+provider is onboarded, and one transaction applies them with what names them.
+
 A small batch (under a trickle) is not split: below `min_events` per lane one transaction costs less
 than two, and the latency of a lone event does not improve by splitting.
 """
@@ -23,6 +28,17 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+# What a message registering a commissioner or a provider holds (its type's name). A false alarm (the
+# words inside some other text) only keeps a batch whole; a type written with JSON escapes is missed,
+# and then what names it waits for the held-events sweep, as it would between two workers.
+REGISTRATIONS = (b"commissioner.registered", b"provider.registered")
+
+
+def registers_references(value: bytes | None) -> bool:
+    """Whether a message's raw value looks like a commissioner's or a provider's registration."""
+    return value is not None and any(marker in value for marker in REGISTRATIONS)
 
 
 def split_by_partition(batch: Sequence[T], lanes: int, partition_of: Callable[[T], Hashable],
