@@ -8,6 +8,7 @@ until it is found); database trouble is retried with backoff, acknowledging noth
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -206,6 +207,8 @@ class BatchProcessor:
                         log.error("the database is failing (%s: %s); retrying the batch until it answers",
                                   type(exc).__name__, (str(exc).strip().splitlines() or [""])[0])
                     metrics.STUCK_SECONDS.set(time.monotonic() - since)
+                    if not gc.isenabled():  # paused for the batch (stream/collector.py): collect while waiting
+                        gc.collect()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_backoff_seconds)
         finally:

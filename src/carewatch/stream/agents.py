@@ -17,6 +17,7 @@ from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batch_metrics import observe_batch
 from carewatch.stream.batches import take_batches
+from carewatch.stream.collector import collector_paused
 from carewatch.stream.lanes import registers_references, split_by_partition
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         # next is asked for, i.e. after each of its messages has been applied or rejected.
         async for batch in take_batches(stream, settings.batch_size, settings.batch_within_seconds,
                                         settings.batch_idle_ms / 1000):
-            outcome = await handle_lanes(lanes, batch, settings.lane_min_events)
+            with collector_paused():  # stream/collector.py
+                outcome = await handle_lanes(lanes, batch, settings.lane_min_events)
             observe_batch(app.consumer, batch, outcome)
 
     held_outage = Outage(log, "the held-events sweep", retrying=f"retrying every {HELD_SWEEP_SECONDS:g} s")
