@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
 import psycopg
 import pytest
 
-from carewatch.store.arrays import StrListDumper, text_array_literal
+from carewatch.store.arrays import StrListDumper, instant_array_literal, text_array_literal
 
 pytestmark = pytest.mark.services
 
@@ -41,3 +44,24 @@ def test_a_nul_in_a_list_is_refused_as_psycopg_refuses_it(database_url: str) -> 
         with pytest.raises(psycopg.DataError):
             fast.execute("SELECT %s::text[]", (["a\x00b"],))
 
+
+
+INSTANTS = [datetime(2026, 4, 1, 8, 0, tzinfo=UTC), datetime(2026, 3, 29, 1, 30, 15, 123456, tzinfo=UTC),
+            datetime(2026, 10, 25, 1, 30, tzinfo=ZoneInfo("Europe/London")),
+            datetime(2026, 10, 25, 1, 30, fold=1, tzinfo=ZoneInfo("Europe/London")),
+            datetime(2000, 1, 1, tzinfo=timezone(timedelta(hours=-3, minutes=-30)))]
+
+
+@pytest.mark.parametrize("items", [INSTANTS, [*INSTANTS, None], [None, INSTANTS[0]], INSTANTS[:1]])
+def test_lists_of_aware_datetimes_reach_the_server_as_the_same_timestamptz_arrays(
+        database_url: str, items: list[datetime | None]) -> None:
+    assert instant_array_literal([INSTANTS[0], datetime(2026, 1, 1)]) is None  # naive: psycopg's path
+    with psycopg.connect(database_url) as plain, psycopg.connect(database_url) as fast:
+        fast.adapters.register_dumper(list, StrListDumper)
+        query = "SELECT %s::timestamptz[], pg_typeof(%s)::text"
+        expected = plain.execute(query, (items, items)).fetchone()
+        got = fast.execute(query, (items, items)).fetchone()
+        assert got == expected and got is not None and got[1] == "timestamp with time zone[]"
+        # The same instants (compared as POSIX times: Python never equates a fold-ambiguous local time
+        # with a time in another zone).
+        assert [d and d.timestamp() for d in got[0]] == [d and d.timestamp() for d in items]

@@ -4,17 +4,21 @@ psycopg's text ListDumper dumps each item through its own dumper and tests it ag
 expression; a batch passes lists of thousands of ids (events, shifts, carers, alert subjects), and
 that took about 8% of the worker's batch time (docs/throughput.md). A flat list of str (and None)
 is written here as an array literal with every item quoted; any other list goes to psycopg's own
-dumper, so the server reads the same array either way.
+dumper, so the server reads the same array either way. Lists of aware datetimes (periods, windows,
+announcement times) take the same kind of path, as timestamptz arrays of ISO 8601 instants.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, postgres
 from psycopg.abc import Buffer
 from psycopg.pq import Format
 from psycopg.types.array import ListDumper
+
+_TIMESTAMPTZ_ARRAY = postgres.types["timestamptz"].array_oid
 
 
 def _quoted(item: str) -> str:
@@ -39,15 +43,32 @@ def text_array_literal(items: list[Any]) -> str | None:
     return '{"' + joined + '"}'
 
 
+def instant_array_literal(items: list[Any]) -> str | None:
+    """The array literal of a flat list of aware datetimes and None (ISO 8601 with the offset, which
+    PostgreSQL reads as timestamptz); None for anything else (naive datetimes included)."""
+    parts = []
+    for item in items:
+        if item is None:
+            parts.append("NULL")
+        elif type(item) is datetime and item.tzinfo is not None and item.utcoffset() is not None:
+            parts.append(item.isoformat())
+        else:
+            return None
+    return "{" + ",".join(parts) + "}"
+
+
 class StrListDumper(ListDumper):
-    """psycopg's text ListDumper with a one-pass path for lists of strings."""
+    """psycopg's text ListDumper with a one-pass path for lists of strings and of aware datetimes."""
 
     def dump(self, obj: list[Any]) -> Buffer | None:
         sub = self.sub_dumper
-        if (obj and sub is not None and getattr(sub, "cls", None) is str and sub.format == Format.TEXT
+        if (obj and sub is not None and sub.format == Format.TEXT
                 and self.delimiter == b"," and self.connection is not None
                 and self.connection.info.encoding == "utf-8"):
-            literal = text_array_literal(obj)
+            cls = getattr(sub, "cls", None)
+            literal = (text_array_literal(obj) if cls is str
+                       else instant_array_literal(obj) if cls is datetime and self.oid == _TIMESTAMPTZ_ARRAY
+                       else None)
             if literal is not None:
                 return literal.encode()
         return super().dump(obj)
