@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from carewatch.schema.events import CareEvent, validate_event
 from carewatch.schema.migrate import ensure_database, migrate, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +60,10 @@ def contract_objects(*names: str) -> list[Any]:
             except ValueError:
                 continue
     return found
+
+
+def care_event(n: str, event_type: str, at: str, **payload: Any) -> CareEvent:
+    """A valid care event with id `n`, of `event_type`, occurring at `at` (fails the test if invalid)."""
+    e = validate_event(json.dumps({"event_id": n, "type": event_type, "occurred_at": at, **payload}))
+    assert isinstance(e, CareEvent), e
+    return e

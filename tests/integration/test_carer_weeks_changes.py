@@ -3,17 +3,14 @@ for those alone (pipeline/pay.py): a week recomputed to what it was is neither r
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
-from typing import Any
 
 import psycopg
 import pytest
 
 from carewatch.pipeline.batch import apply_batch
-from carewatch.schema.events import CareEvent, validate_event
 from carewatch.store.carer_weeks import refresh_carer_weeks
-from support import make_database
+from support import care_event, make_database
 
 pytestmark = pytest.mark.services
 
@@ -21,28 +18,22 @@ NOW = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
 MONDAY = date(2026, 4, 13)
 
 
-def _event(n: str, event_type: str, at: str, **payload: Any) -> CareEvent:
-    e = validate_event(json.dumps({"event_id": n, "type": event_type, "occurred_at": at, **payload}))
-    assert isinstance(e, CareEvent), e
-    return e
-
-
 VISIT = {"shift_id": "SH", "package_id": "PKG", "provider_id": "PRV"}
 SETUP = [
-    _event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
-    _event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
-    _event("k", "carer.registered", "2026-04-01T08:00:00Z", carer_id="CR", provider_id="PRV",
+    care_event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
+    care_event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
+    care_event("k", "carer.registered", "2026-04-01T08:00:00Z", carer_id="CR", provider_id="PRV",
            pay_pence_per_hour=1400),
-    _event("pkg", "package.approved", "2026-04-01T08:00:00Z", package_id="PKG", commissioner_id="LA",
+    care_event("pkg", "package.approved", "2026-04-01T08:00:00Z", package_id="PKG", commissioner_id="LA",
            provider_id="PRV", person={"person_id": "P", "nhs_number": "9434765919"}, period_start="2026-04-01",
            period_end="2026-06-30", budget_pence=10_000_000, contingency_pence=10_000,
            plan=[{"service_type": "personal_care", "minutes_per_week": 420, "carers": 1}],
            rates=[{"service_type": "personal_care", "band": "day", "pence_per_hour": 1800}]),
-    _event("s", "shift.scheduled", "2026-04-10T08:00:00Z", starts_at="2026-04-14T08:00:00Z",
+    care_event("s", "shift.scheduled", "2026-04-10T08:00:00Z", starts_at="2026-04-14T08:00:00Z",
            ends_at="2026-04-14T09:00:00Z", service_type="personal_care", **VISIT),
 ]
-CLOCK_IN = _event("i", "visit.clock_in", "2026-04-14T08:00:00Z", carer_id="CR", method="nfc", **VISIT)
-CLOCK_OUT = _event("o", "visit.clock_out", "2026-04-14T09:00:00Z", carer_id="CR", method="nfc", **VISIT)
+CLOCK_IN = care_event("i", "visit.clock_in", "2026-04-14T08:00:00Z", carer_id="CR", method="nfc", **VISIT)
+CLOCK_OUT = care_event("o", "visit.clock_out", "2026-04-14T09:00:00Z", carer_id="CR", method="nfc", **VISIT)
 
 
 async def test_only_carers_whose_weeks_moved_are_returned() -> None:

@@ -3,32 +3,24 @@ change of its row or of its commissioner's time zone is read afresh."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 import pytest
 
 from carewatch.pipeline.batch import apply_batch
-from carewatch.schema.events import CareEvent, validate_event
+from carewatch.schema.events import CareEvent
 from carewatch.store.invoices import packages
 from carewatch.store.package_cache import Kept
-from support import make_database
+from support import care_event, make_database
 
 pytestmark = pytest.mark.services
 
 NOW = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
 
 
-def _event(n: str, event_type: str, at: str, **payload: Any) -> CareEvent:
-    e = validate_event(json.dumps({"event_id": n, "type": event_type, "occurred_at": at, **payload}))
-    assert isinstance(e, CareEvent), e
-    return e
-
-
 def _package(n: str, at: str, budget: int) -> CareEvent:
-    return _event(n, "package.approved", at, package_id="PKG", commissioner_id="LA", provider_id="PRV",
+    return care_event(n, "package.approved", at, package_id="PKG", commissioner_id="LA", provider_id="PRV",
                   person={"person_id": "P", "nhs_number": "9434765919"}, period_start="2026-04-01",
                   period_end="2026-06-30", budget_pence=budget,
                   plan=[{"service_type": "personal_care", "minutes_per_week": 420, "carers": 1}],
@@ -39,8 +31,8 @@ async def test_a_package_is_read_again_only_when_its_row_or_zone_changed() -> No
     url = make_database()
     async with await psycopg.AsyncConnection.connect(url) as conn:
         await apply_batch(conn, [
-            _event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
-            _event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
+            care_event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
+            care_event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
             _package("pkg-1", "2026-04-01T08:00:00Z", 10_000_000)], NOW)
         first, invoiced = await packages(conn, {"PKG", "NONE"})
         again, _ = await packages(conn, {"PKG"})

@@ -3,7 +3,6 @@ was batched, and the scheduler's daily budget check."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +11,8 @@ import pytest
 
 from carewatch.alerts.budgets import sweep_budgets
 from carewatch.pipeline.batch import apply_batch
-from carewatch.schema.events import CareEvent, validate_event
-from support import make_database
+from carewatch.schema.events import CareEvent
+from support import care_event, make_database
 
 pytestmark = pytest.mark.services
 
@@ -21,14 +20,8 @@ NOW = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
 RATE = 1800
 
 
-def _event(n: str, event_type: str, at: str, **payload: Any) -> CareEvent:
-    e = validate_event(json.dumps({"event_id": n, "type": event_type, "occurred_at": at, **payload}))
-    assert isinstance(e, CareEvent), e
-    return e
-
-
 def _package(n: str, at: str, minutes: int, budget: int = 10_000_000) -> CareEvent:
-    return _event(n, "package.approved", at, package_id="PKG", commissioner_id="LA", provider_id="PRV",
+    return care_event(n, "package.approved", at, package_id="PKG", commissioner_id="LA", provider_id="PRV",
                   person={"person_id": "P", "nhs_number": "9434765919"}, period_start="2026-04-01",
                   period_end="2026-06-30", budget_pence=budget, contingency_pence=10_000,
                   plan=[{"service_type": "personal_care", "minutes_per_week": minutes, "carers": 1}],
@@ -37,23 +30,23 @@ def _package(n: str, at: str, minutes: int, budget: int = 10_000_000) -> CareEve
 
 def _setup() -> list[CareEvent]:
     return [
-        _event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
-        _event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
-        _event("k", "carer.registered", "2026-04-01T08:00:00Z", carer_id="CR", provider_id="PRV",
+        care_event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
+        care_event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
+        care_event("k", "carer.registered", "2026-04-01T08:00:00Z", carer_id="CR", provider_id="PRV",
                pay_pence_per_hour=1400),
         _package("pkg", "2026-04-01T08:00:00Z", 420),
-        _event("s", "shift.scheduled", "2026-04-10T08:00:00Z", shift_id="SH", package_id="PKG", provider_id="PRV",
+        care_event("s", "shift.scheduled", "2026-04-10T08:00:00Z", shift_id="SH", package_id="PKG", provider_id="PRV",
                starts_at="2026-04-14T08:00:00Z", ends_at="2026-04-14T09:00:00Z", service_type="personal_care"),
-        _event("i", "visit.clock_in", "2026-04-14T08:00:00Z", shift_id="SH", package_id="PKG", provider_id="PRV",
+        care_event("i", "visit.clock_in", "2026-04-14T08:00:00Z", shift_id="SH", package_id="PKG", provider_id="PRV",
                carer_id="CR", method="nfc"),
-        _event("o", "visit.clock_out", "2026-04-14T09:00:00Z", shift_id="SH", package_id="PKG", provider_id="PRV",
+        care_event("o", "visit.clock_out", "2026-04-14T09:00:00Z", shift_id="SH", package_id="PKG", provider_id="PRV",
                carer_id="CR", method="nfc"),
     ]
 
 
 def _invoice(n: str, at: str, minutes: int) -> CareEvent:
     """INV bills SH: 60 minutes (1800p) is what was delivered; more is disputed (over 1800p + 100p)."""
-    return _event(n, "invoice.submitted", at, invoice_id="INV", package_id="PKG", provider_id="PRV",
+    return care_event(n, "invoice.submitted", at, invoice_id="INV", package_id="PKG", provider_id="PRV",
                   period_start="2026-04-13", period_end="2026-04-19", total_pence=minutes * RATE // 60,
                   lines=[{"shift_id": "SH", "minutes": minutes, "amount_pence": minutes * RATE // 60}])
 
@@ -122,7 +115,7 @@ async def test_a_budget_is_judged_when_its_spend_moves_not_on_every_rebuild() ->
             return await cur.fetchall()
 
         assert await checks() == [(None,)]
-        another = _event("s2", "shift.scheduled", "2026-04-12T08:00:00Z", shift_id="SH2", package_id="PKG",
+        another = care_event("s2", "shift.scheduled", "2026-04-12T08:00:00Z", shift_id="SH2", package_id="PKG",
                          provider_id="PRV", starts_at="2026-04-21T08:00:00Z", ends_at="2026-04-21T09:00:00Z",
                          service_type="personal_care")
         outcome = await apply_batch(conn, [another, setup[5]], NOW + timedelta(minutes=5))  # no spend moved
@@ -132,7 +125,7 @@ async def test_a_budget_is_judged_when_its_spend_moves_not_on_every_rebuild() ->
         assert [(a.kind, a.severity) for a in outcome.alerts if a.kind == "BUDGET_AT_RISK"] == [
             ("BUDGET_AT_RISK", "critical")]
         # Rebuilt without moving the spend, but the check is over an hour old: judged again (unchanged).
-        late = _event("o2", "visit.clock_in", "2026-04-21T08:00:00Z", shift_id="SH2", package_id="PKG",
+        late = care_event("o2", "visit.clock_in", "2026-04-21T08:00:00Z", shift_id="SH2", package_id="PKG",
                       provider_id="PRV", carer_id="CR", method="nfc")
         await conn.execute("UPDATE packages SET budget_pence = 10000000")
         await conn.commit()

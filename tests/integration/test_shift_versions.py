@@ -3,7 +3,6 @@ the result is what applying each version in turn would leave, whatever the batch
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,31 +10,25 @@ import psycopg
 import pytest
 
 from carewatch.pipeline.batch import apply_batch
-from carewatch.schema.events import CareEvent, validate_event
+from carewatch.schema.events import CareEvent
 from carewatch.store.entities import first_versions, latest_versions
-from support import make_database
+from support import care_event, make_database
 
 pytestmark = pytest.mark.services
 
 NOW = datetime(2026, 4, 20, 12, 0, tzinfo=UTC)
 
 
-def _event(n: str, event_type: str, at: str, **payload: Any) -> CareEvent:
-    e = validate_event(json.dumps({"event_id": n, "type": event_type, "occurred_at": at, **payload}))
-    assert isinstance(e, CareEvent), e
-    return e
-
-
 def _shift(n: str, kind: str, at: str, starts: str, service: str) -> CareEvent:
-    return _event(n, kind, at, shift_id="SH", package_id="PKG", provider_id="PRV", starts_at=starts,
+    return care_event(n, kind, at, shift_id="SH", package_id="PKG", provider_id="PRV", starts_at=starts,
                   ends_at=starts.replace("08:", "09:"), service_type=service)
 
 
 def _setup() -> list[CareEvent]:
     return [
-        _event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
-        _event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
-        _event("pkg", "package.approved", "2026-04-01T08:00:00Z", package_id="PKG", commissioner_id="LA",
+        care_event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
+        care_event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV"),
+        care_event("pkg", "package.approved", "2026-04-01T08:00:00Z", package_id="PKG", commissioner_id="LA",
                provider_id="PRV", person={"person_id": "P", "nhs_number": "9434765919"},
                period_start="2026-04-01", period_end="2026-06-30", budget_pence=10_000_000,
                plan=[{"service_type": "personal_care", "minutes_per_week": 420, "carers": 1}],
