@@ -13,6 +13,11 @@ it does with one lane. Two lanes meet each other as two worker processes meet (t
 locks, shift rows locked for update, a reference written by the other lane released by the held-events
 sweep), which the scale-out runs of `carewatch bench --workers N` check.
 
+Alerts are queued for publishing by each lane right after its own commit, with nothing awaited in
+between (pipeline/processor.py: recording and dead-lettering nothing, counting, then the listeners;
+the publish queue waits only when 32 batches are already queued), so an alert both lanes change (a
+carer's DOUBLE_BOOKED_CARER, decided under the carer's lock) is queued in commit order.
+
 A batch that registers a commissioner or a provider is not split either: the packages and carers that
 name them travel on other partitions, and in the other lane they would be held (their reference not
 yet committed) and wait for the held-events sweep; registrations come in bulk when a council or a
