@@ -37,6 +37,10 @@ from carewatch.simulator.sinks import encode, ensure_topic, message_key
 
 BENCH_START = datetime(2026, 4, 6, 5, 0, tzinfo=UTC)  # a fixed Monday: the same events every run
 PARTITIONS = 4
+# How long held events may sit unmoved before a run counts them as stuck and ends: with several workers
+# the held-events sweeps (every 2 s, each a batch of its own, retried when they deadlock on each other)
+# can take a while to release what one worker held for another's references.
+HELD_PATIENCE = 30.0
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/carewatch"  # only its server is used
 # What the run computed, to compare runs (and 1, 2 or 4 worker processes): ledgers, money, alerts.
 FIGURES = """
@@ -153,7 +157,8 @@ def worker_run(broker: Broker, topic: str, expected: int, database_url: str, wor
     started = time.perf_counter()
     children = [spawn(f"worker-{n}", ["worker"], env, home / f"{label}-worker-{n}.log")
                 for n in range(workers)]
-    first_at, first_count, last_change, last_total = 0.0, 0, time.perf_counter(), -1
+    first_at, first_count, last_change = 0.0, 0, time.perf_counter()
+    last_state: tuple[int, int] = (-1, -1)
     workers_cpu, postgres_cpu = CpuMeter(), CpuMeter()
     cpu_first: tuple[float | None, float | None] = (None, None)
     cpu_last: tuple[float | None, float | None] = (None, None)
@@ -167,10 +172,13 @@ def worker_run(broker: Broker, topic: str, expected: int, database_url: str, wor
                 now = time.perf_counter()
                 if done + held and not first_at:
                     first_at, first_count, cpu_first = now, done + held, cpu
-                if done + held != last_total:
-                    last_total, last_change, cpu_last = done + held, now, cpu
+                # A change of either count is progress: the held-events sweep moves held events to
+                # applied without changing their sum (with several workers, thousands can be held at
+                # first, their references written by another worker's batch).
+                if (done, held) != last_state:
+                    last_state, last_change, cpu_last = (done, held), now, cpu
                 # Finished when everything is applied, or when all is in and only held events stay put.
-                if done >= expected or (done + held >= expected and now - last_change > 5):
+                if done >= expected or (done + held >= expected and now - last_change > HELD_PATIENCE):
                     break
                 dead = [c for c in children if not c.alive()]
                 if dead or now - last_change > 120:

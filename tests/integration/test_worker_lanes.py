@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,9 +15,10 @@ from carewatch.bench import BENCH_START, bench_feed, run_figures
 from carewatch.clock import FixedClock
 from carewatch.pipeline.processor import BatchProcessor
 from carewatch.store.db import make_pool
+from carewatch.store.entities import write_entities
 from carewatch.stream.agents import handle_lanes
 from carewatch.stream.lanes import registers_references, split_by_partition
-from support import make_database
+from support import care_event, make_database
 
 pytestmark = pytest.mark.services
 
@@ -82,3 +84,44 @@ async def test_two_lanes_give_the_figures_of_one() -> None:
         for query in ("SELECT count(*) FROM events", "SELECT count(*), sum(rate_seconds) FROM package_day_ledger",
                       "SELECT count(*), sum(direct_seconds), sum(non_direct_minutes) FROM carer_week_time"):
             assert a.execute(query).fetchone() == b.execute(query).fetchone(), query
+
+
+async def test_held_events_are_released_in_slices_oldest_first() -> None:
+    """Many events held for one reference: the sweep applies them a slice per transaction."""
+    url = make_database()
+    feed = [care_event("c", "commissioner.registered", "2026-04-01T08:00:00Z", commissioner_id="LA", name="LA"),
+            care_event("p", "provider.registered", "2026-04-01T08:00:00Z", provider_id="PRV", name="PRV")]
+    shifts = [care_event(f"s{n}", "shift.scheduled", f"2026-04-10T08:0{n}:00Z", shift_id=f"SH-{n}", package_id="PKG",
+                         provider_id="PRV", starts_at="2026-04-14T08:00:00Z", ends_at="2026-04-14T09:00:00Z",
+                         service_type="personal_care") for n in range(5)]
+    package = care_event("pkg", "package.approved", "2026-04-01T08:00:00Z", package_id="PKG", commissioner_id="LA",
+                         provider_id="PRV", person={"person_id": "P", "nhs_number": "9434765919"},
+                         period_start="2026-04-01", period_end="2026-06-30", budget_pence=10_000_000,
+                         plan=[{"service_type": "personal_care", "minutes_per_week": 420, "carers": 1}],
+                         rates=[{"service_type": "personal_care", "band": "day", "pence_per_hour": 1800}])
+
+    async def no_dead_letters(key: bytes | None, value: bytes) -> None:
+        raise AssertionError(value)
+
+    processor = BatchProcessor(make_pool(url, max_size=2), no_dead_letters, FixedClock(NOW), release_slice=2)
+    slices: list[int] = []
+    release = processor._release
+
+    async def counted(event_ids: list[str]) -> Any:
+        slices.append(len(event_ids))
+        return await release(event_ids)
+
+    processor._release = counted  # type: ignore[method-assign]
+    try:
+        held = await processor.handle([(None, e.raw.encode()) for e in [*feed, *shifts]])
+        assert held.held == 5
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            await write_entities(conn, [package])  # the package stored, its waiting shifts not taken
+            await conn.commit()
+        released, expired = await processor.sweep_held()
+    finally:
+        await processor.close()
+    assert slices == [2, 2, 1] and released.applied == 5 and not expired
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM shifts").fetchone() == (5,)
+        assert conn.execute("SELECT count(*) FROM held_events").fetchone() == (0,)

@@ -34,12 +34,20 @@ from carewatch.store.events import existing_references, record_events, seen_even
 from carewatch.store.held import HeldEvent, hold, take_resolvable, take_waiting_for
 from carewatch.store.ledgers import save_ledgers
 from carewatch.store.ownership import load_owners, refused_on_shift, withdraw_shift
+from carewatch.store.people import lock_carers
 from carewatch.store.shift_facts import load_shift_facts
 
 # Written at the end of the batch, not with the other entities: an activity without a package adds to
 # its provider's roll-up row (activity_day, activity_month), which batches of every partition update,
 # so its row lock is held from this write to the commit. Nothing before pay_waits reads activities.
 LATE_WRITES = frozenset({"activity.logged"})
+
+
+def named_carers(events: Sequence[CareEvent]) -> set[str]:
+    """The carers whose alerts or weeks the events may change: registered, clocking, corrected, logging."""
+    return {e.payload["carer_id"] for e in events
+            if e.type in ("carer.registered", "visit.clock_in", "visit.clock_out", "visit.corrected",
+                          "activity.logged")}
 
 
 class LedgerRebuildError(RuntimeError):
@@ -176,8 +184,11 @@ async def _finish(conn: AsyncConnection[Any], tally: _Tally, now: datetime) -> t
     tally.alerts = await purchase_to_pay(conn, tally.applied, ledgers, now,
                                          spend_moved=None if tally.commissioners else spend_moved)
     # From here on the batch holds rows and locks that batches of other partitions (another lane or
-    # worker) may want too: its carers' (batch_alerts), a provider's activity roll-ups, carer weeks.
-    # Taken as late as they can be, so that two batches overlap for as long as possible.
+    # worker) may want too: its carers' and a provider's activity roll-ups. Taken as late as they can
+    # be, so that two batches overlap for as long as possible, and the carers' all at once, in carer id
+    # order, so that two batches never wait for each other in a circle (the alert rules and the
+    # carer weeks below take them again, which costs nothing once held).
+    await lock_carers(conn, named_carers(tally.applied))
     tally.alerts += await batch_alerts(conn, tally.applied, now, facts, ledgers)
     await write_entities(conn, [e for e in tally.applied if e.type in LATE_WRITES])
     await pay_waits(conn, tally.applied, now)

@@ -84,6 +84,7 @@ class BatchProcessor:
     source: str = "kafka"
     listeners: list[OutcomeListener] = field(default_factory=list)
     max_backoff_seconds: float = 30.0
+    release_slice: int = 2000  # held events released per transaction by sweep_held
     partitions: tuple[tuple[str, int], ...] = ()  # (topic, partition) of the batch in hand
     stuck: bool = False  # retrying because the database is failing
     _opened: bool = field(default=False, repr=False)
@@ -131,7 +132,14 @@ class BatchProcessor:
         """Apply held events whose reference has arrived; reject those held past the limit."""
         await self.open()
         ids: list[str] = await self._retrying(self._resolvable)
-        released, culprits = await self._isolate(ids, self._release) if ids else (BatchOutcome(), [])
+        released = BatchOutcome()
+        culprits: list[tuple[str, BaseException]] = []
+        # In slices, oldest held first: with several workers thousands may be waiting (a package held
+        # until another worker's batch registered its commissioner, then its shifts and visits), and
+        # one transaction for all of them would hold locks for every carer they name at once.
+        for start in range(0, len(ids), self.release_slice):
+            part, bad = await self._isolate(ids[start:start + self.release_slice], self._release)
+            released, culprits = merge_outcomes(released, part), [*culprits, *bad]
         refused = [*released.rejections, *await self._take_culprits(culprits)]
         async with self.pool.connection() as conn:
             expired = await expire_held(conn, self.clock.now(), self.hold_limit_seconds, self.source)

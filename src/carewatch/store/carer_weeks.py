@@ -15,10 +15,13 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from carewatch.domain.effective_pay import CarerWeek
+from carewatch.store.people import lock_carers
 
-# Two workers recomputing one carer's week take turns (a transaction-scoped lock per carer-week,
-# taken in order), so the later one reads the earlier one's committed facts.
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('carer_week:' || k, 0)) FROM unnest(%s::text[]) AS k"
+# Two workers recomputing one carer's week take turns (the carer's transaction-scoped lock, the one the
+# batch's alert rules take: store/people.lock_carers), so the later one reads the earlier one's committed
+# facts. One lock per carer, not per carer-week: PostgreSQL's lock table is shared by every session and
+# sized max_locks_per_transaction x max_connections (6,400 by default), and a batch naming a thousand
+# carers over three weeks each would take a good part of it (docs/throughput.md, "Fourth pass").
 
 # Shifts a carer attended that may start in the week: found by their clock events and corrections
 # (indexed by carer and time) within two days either side, then kept if the shift starts in it.
@@ -70,7 +73,7 @@ async def refresh_carer_weeks(conn: AsyncConnection[Any], weeks: Collection[tupl
     wanted = sorted(set(weeks))
     if not wanted:
         return set()
-    await conn.execute(_LOCK, ([f"{carer}/{monday.isoformat()}" for carer, monday in wanted],))
+    await lock_carers(conn, {carer for carer, _ in wanted})
     cur = await conn.execute(_REFRESH, {"carers": [c for c, _ in wanted], "weeks": [w for _, w in wanted]})
     return {carer for (carer,) in await cur.fetchall()}
 
