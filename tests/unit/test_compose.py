@@ -117,3 +117,8 @@ def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(services: dict
         assert wanted in titles, wanted
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == datasource["uid"] and panel["targets"], panel["title"]
+
+
+def test_the_database_has_room_for_the_workers_carer_locks(services: dict[str, Any]) -> None:
+    command = services["timescaledb"]["command"]
+    assert command[0] == "postgres" and "max_locks_per_transaction=256" in command
