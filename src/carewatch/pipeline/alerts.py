@@ -74,12 +74,13 @@ async def batch_alerts(conn: AsyncConnection[Any], events: Sequence[CareEvent], 
               for shift_id in sorted({e.payload["shift_id"] for e in touching}) if shift_id in facts}
     arrivals = [arrival(e) for e in touching
                 if e.type in ("visit.clock_in", "visit.clock_out") and e.payload["shift_id"] in visits]
-    # The absence rules read no carer: decided before the carers' locks are taken, below.
+    # The absence rules read no carer.
     for visit, th in visits.values():
         decisions += visit_decisions(visit, th, now)
     # A carer's registration and their clock events travel on different partitions, so two workers
     # may apply them at once: each batch takes its carers' locks before reading either side, so the
     # later one sees the earlier one's commit (an UNKNOWN_CARER raised concurrently is resolved).
+    # (pipeline/batch.py has taken every carer of the batch already; taken again, they cost nothing.)
     await lock_carers(conn, set(registered) | {a.carer_id for a in arrivals})
     if registered:
         # Take back the clock-ins waiting for these registrations first: a sweep raising one of them
