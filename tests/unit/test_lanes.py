@@ -56,3 +56,11 @@ def test_registrations_of_commissioners_and_providers_are_recognised() -> None:
     assert registers_references(b'{"type":"commissioner.registered"}')
     assert not registers_references(b'{"type": "carer.registered", "provider_id": "PRV-1"}')
     assert not registers_references(b'{"type": "visit.clock_in"}') and not registers_references(None)
+
+
+def test_the_worker_pool_has_a_connection_for_every_lane_and_the_held_sweep() -> None:
+    from carewatch.settings import Settings
+    from carewatch.stream.lifespan import WorkerResources
+
+    assert WorkerResources.for_settings(Settings()).pool.max_size == 4
+    assert WorkerResources.for_settings(Settings(worker_lanes=6)).pool.max_size == 8

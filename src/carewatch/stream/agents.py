@@ -67,7 +67,8 @@ def _partition(event: Any) -> tuple[str, int]:
 async def handle_lanes(lanes: Sequence[BatchProcessor], batch: Sequence[Any], min_events: int) -> BatchOutcome:
     """Apply `batch` split by partition over the lanes' processors at once (stream/lanes.py); returns
     when every part has been applied or rejected, with their outcomes merged."""
-    whole = any(registers_references(event.value) for event in batch)
+    small = len(lanes) < 2 or len(batch) < 2 * min_events
+    whole = small or any(registers_references(event.value) for event in batch)
     parts = [list(batch)] if whole else split_by_partition(batch, len(lanes), _partition, min_events)
     if len(parts) == 1:
         return await handle_until_done(lanes[0], parts[0])

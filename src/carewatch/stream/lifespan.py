@@ -29,7 +29,9 @@ class WorkerResources:
 
     @staticmethod
     def for_settings(settings: Settings) -> WorkerResources:
-        return WorkerResources(make_pool(settings.database_url, min_size=1, max_size=4),
+        # A connection per lane (stream/lanes.py), one for the held-events sweep, one to spare.
+        return WorkerResources(make_pool(settings.database_url, min_size=1,
+                                         max_size=max(4, settings.worker_lanes + 2)),
                                aioredis.Redis.from_url(settings.redis_url))
 
     async def open(self) -> None:
