@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 from carewatch.stream.collector import collector_paused
 
@@ -34,3 +35,15 @@ def test_an_error_inside_still_restores_the_collector() -> None:
     except ValueError:
         pass
     assert gc.isenabled()
+
+
+def test_a_batch_waiting_to_be_tried_again_collects_what_it_made(monkeypatch: Any) -> None:
+    from carewatch.stream.collector import collect_while_paused
+
+    collected: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: collected.append(generation) or 0)
+    collect_while_paused()
+    assert collected == []  # running normally: left to the collector
+    with collector_paused():
+        collect_while_paused()
+    assert collected == [2]

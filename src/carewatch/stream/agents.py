@@ -17,7 +17,7 @@ from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batch_metrics import observe_batch
 from carewatch.stream.batches import take_batches
-from carewatch.stream.collector import collector_paused
+from carewatch.stream.collector import collect_while_paused, collector_paused
 from carewatch.stream.lanes import registers_references, split_by_partition
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> 
             metrics.BATCHES_FAILED.labels(reason="unexpected").inc()
             log.exception("a batch of %d messages failed; trying it again in %.0f s (not acknowledged)",
                           len(messages), delay)
+            collect_while_paused()  # the collector is paused for the batch (stream/collector.py)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

@@ -10,7 +10,8 @@ after it, the same run made 2 passes (0.5 us per event), and the batch path's CP
 
 Cycles made during a batch are collected after it, by the collector's normal passes: what can pile up
 meanwhile is bounded by one batch. A batch that waits for the database collects at each retry
-(pipeline/processor.py), so an outage of any length does not pause collection with it.
+(pipeline/processor.py), and so does one retried after an unexpected failure (`collect_while_paused`,
+stream/agents.handle_until_done), so an outage of any length does not pause collection with it.
 """
 
 from __future__ import annotations
@@ -37,3 +38,9 @@ def collector_paused() -> Iterator[None]:
         _depth -= 1
         if _depth == 0 and enabled:
             gc.enable()
+
+
+def collect_while_paused() -> None:
+    """Collect now if the collector is paused (a batch waiting to be tried again); else let it be."""
+    if not gc.isenabled():
+        gc.collect()
