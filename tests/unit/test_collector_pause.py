@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from carewatch.stream.collector import collector_paused
+from carewatch.collector import collector_paused
 
 
 def test_the_collector_is_paused_inside_and_restored_after_even_when_nested() -> None:
@@ -38,7 +38,7 @@ def test_an_error_inside_still_restores_the_collector() -> None:
 
 
 def test_a_batch_waiting_to_be_tried_again_collects_what_it_made(monkeypatch: Any) -> None:
-    from carewatch.stream.collector import collect_while_paused
+    from carewatch.collector import collect_while_paused
 
     collected: list[int] = []
     monkeypatch.setattr(gc, "collect", lambda generation=2: collected.append(generation) or 0)

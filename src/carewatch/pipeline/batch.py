@@ -25,7 +25,7 @@ from carewatch.domain.model import ShiftFacts, ShiftLedger
 from carewatch.domain.ownership import Takeover, named_packages, named_shifts
 from carewatch.pipeline.alerts import batch_alerts
 from carewatch.pipeline.outcome import BatchOutcome
-from carewatch.pipeline.pay import pay_waits
+from carewatch.pipeline.pay import TOUCHING, pay_waits
 from carewatch.pipeline.purchase_to_pay import purchase_to_pay
 from carewatch.pipeline.references import provides, references, resolve
 from carewatch.schema.events import CareEvent, Rejection, validate_event
@@ -44,10 +44,10 @@ LATE_WRITES = frozenset({"activity.logged"})
 
 
 def named_carers(events: Sequence[CareEvent]) -> set[str]:
-    """The carers whose alerts or weeks the events may change: registered, clocking, corrected, logging."""
-    return {e.payload["carer_id"] for e in events
-            if e.type in ("carer.registered", "visit.clock_in", "visit.clock_out", "visit.corrected",
-                          "activity.logged")}
+    """The carers whose alerts or weeks the events may change: those registered, and those whose
+    attendance or activities touch their weeks (pipeline/pay.TOUCHING, a superset of the clock events
+    the alert rules read carers for)."""
+    return {e.payload["carer_id"] for e in events if e.type in TOUCHING or e.type == "carer.registered"}
 
 
 class LedgerRebuildError(RuntimeError):

@@ -8,7 +8,6 @@ until it is found); database trouble is retried with backoff, acknowledging noth
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import time
@@ -22,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from carewatch import metrics
 from carewatch.clock import Clock
+from carewatch.collector import collect_while_paused
 from carewatch.pipeline.batch import apply_batch, release_held
 from carewatch.pipeline.outcome import BatchOutcome, merge_outcomes
 from carewatch.schema.events import CareEvent, Rejection, message_key, validate_event
@@ -88,11 +88,15 @@ class BatchProcessor:
     partitions: tuple[tuple[str, int], ...] = ()  # (topic, partition) of the batch in hand
     stuck: bool = False  # retrying because the database is failing
     _opened: bool = field(default=False, repr=False)
+    # Shared with siblings (dataclasses.replace passes it on): psycopg's pool must not be opened by two
+    # callers at once, and concurrent lanes each open it on their first batch.
+    _opening: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def open(self) -> None:
         """Open the pool on first use, inside the running loop (faust owns the loop)."""
         if not self._opened:
-            await self.pool.open(wait=True, timeout=30)  # a no-op when the owner opened it already
+            async with self._opening:
+                await self.pool.open(wait=True, timeout=30)  # a no-op when the owner opened it already
             self._opened = True
 
     async def close(self) -> None:
@@ -215,8 +219,7 @@ class BatchProcessor:
                         log.error("the database is failing (%s: %s); retrying the batch until it answers",
                                   type(exc).__name__, (str(exc).strip().splitlines() or [""])[0])
                     metrics.STUCK_SECONDS.set(time.monotonic() - since)
-                    if not gc.isenabled():  # paused for the batch (stream/collector.py): collect while waiting
-                        gc.collect()
+                    collect_while_paused()  # the collector is paused for the batch (collector.py)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self.max_backoff_seconds)
         finally:

@@ -10,6 +10,7 @@ from typing import Any
 import faust
 
 from carewatch import metrics
+from carewatch.collector import collect_while_paused, collector_paused
 from carewatch.logs import Outage
 from carewatch.pipeline.outcome import BatchOutcome, merge_outcomes
 from carewatch.pipeline.processor import BatchProcessor
@@ -17,7 +18,6 @@ from carewatch.settings import Settings
 from carewatch.stream.app import Topics
 from carewatch.stream.batch_metrics import observe_batch
 from carewatch.stream.batches import take_batches
-from carewatch.stream.collector import collect_while_paused, collector_paused
 from carewatch.stream.lanes import registers_references, split_by_partition
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         # next is asked for, i.e. after each of its messages has been applied or rejected.
         async for batch in take_batches(stream, settings.batch_size, settings.batch_within_seconds,
                                         settings.batch_idle_ms / 1000):
-            with collector_paused():  # stream/collector.py
+            with collector_paused():  # collector.py
                 outcome = await handle_lanes(lanes, batch, settings.lane_min_events)
             observe_batch(app.consumer, batch, outcome)
 
@@ -67,13 +67,11 @@ def _partition(event: Any) -> tuple[str, int]:
 async def handle_lanes(lanes: Sequence[BatchProcessor], batch: Sequence[Any], min_events: int) -> BatchOutcome:
     """Apply `batch` split by partition over the lanes' processors at once (stream/lanes.py); returns
     when every part has been applied or rejected, with their outcomes merged."""
-    small = len(lanes) < 2 or len(batch) < 2 * min_events
-    whole = small or any(registers_references(event.value) for event in batch)
-    parts = [list(batch)] if whole else split_by_partition(batch, len(lanes), _partition, min_events)
+    parts = split_by_partition(batch, len(lanes), _partition, min_events)
+    if len(parts) > 1 and any(registers_references(event.value) for event in batch):
+        parts = [list(batch)]
     if len(parts) == 1:
         return await handle_until_done(lanes[0], parts[0])
-    for lane in lanes:  # one at a time: the pool they share must not be opened by two at once
-        await lane.open()
     # Fewer parts than lanes when the batch has fewer partitions: the spare lanes sit this batch out.
     outcomes = await asyncio.gather(*(handle_until_done(lane, part)
                                       for lane, part in zip(lanes, parts, strict=False)))
@@ -98,7 +96,7 @@ async def handle_until_done(processor: BatchProcessor, batch: Sequence[Any]) -> 
             metrics.BATCHES_FAILED.labels(reason="unexpected").inc()
             log.exception("a batch of %d messages failed; trying it again in %.0f s (not acknowledged)",
                           len(messages), delay)
-            collect_while_paused()  # the collector is paused for the batch (stream/collector.py)
+            collect_while_paused()  # the collector is paused for the batch (collector.py)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
 

@@ -9,9 +9,10 @@ after it, the same run made 2 passes (0.5 us per event), and the batch path's CP
 211 us per event (docs/throughput.md, "Fourth pass").
 
 Cycles made during a batch are collected after it, by the collector's normal passes: what can pile up
-meanwhile is bounded by one batch. A batch that waits for the database collects at each retry
-(pipeline/processor.py), and so does one retried after an unexpected failure (`collect_while_paused`,
-stream/agents.handle_until_done), so an outage of any length does not pause collection with it.
+meanwhile is bounded by one batch. A batch that waits for the database (pipeline/processor.py) or
+to be tried again after an unexpected failure (stream/agents.handle_until_done) collects at each
+retry (`collect_while_paused`), so an outage of any length does not pause collection with it.
+(A module of its own at the top: the stream pauses the collector, the pipeline's retries collect.)
 """
 
 from __future__ import annotations
