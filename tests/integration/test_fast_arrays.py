@@ -21,6 +21,18 @@ def test_the_literal_quotes_every_item_and_escapes_quotes_and_backslashes() -> N
     assert text_array_literal(["a", None]) == '{"a",NULL}'
     assert text_array_literal([1, 2]) is None and text_array_literal([["a"]]) is None
     assert text_array_literal(["a\x00b"]) is None  # left to psycopg, which refuses it
+    assert text_array_literal(['"']) == '{"\\""}' and text_array_literal(["a", 'b"']) == '{"a","b\\""}'
+
+
+def test_plain_ids_are_joined_without_quoting_each_item(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one-pass path: the separators' own quotes must not send every list down the per-item path.
+    import carewatch.store.arrays as arrays
+
+    def per_item(item: str) -> str:
+        raise AssertionError(f"{item!r} was quoted one at a time")
+
+    monkeypatch.setattr(arrays, "_quoted", per_item)
+    assert text_array_literal(["ev-1", "ev-2", "ev-3"]) == '{"ev-1","ev-2","ev-3"}'
 
 
 @pytest.mark.parametrize("items", [AWKWARD, [*AWKWARD, None], ["ev-1"] * 3, [None, None], ["x"]])

@@ -38,7 +38,8 @@ def text_array_literal(items: list[Any]) -> str | None:
         return "{" + ",".join("NULL" if item is None else _quoted(item) for item in items) + "}"
     if "\x00" in joined:  # psycopg's own dumper refuses it, with its own error
         return None
-    if '"' in joined or "\\" in joined:
+    # The separators hold 2 quotes each: any more, or a backslash, is an item's and must be escaped.
+    if joined.count('"') != 2 * (len(items) - 1) or "\\" in joined:
         return "{" + ",".join(_quoted(item) for item in items) + "}"
     return '{"' + joined + '"}'
 
