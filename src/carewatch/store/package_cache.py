@@ -12,41 +12,9 @@ the oldest go first when the cache is full.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Generic, TypeVar
-
 from carewatch.domain.model import Package
-
-K = TypeVar("K")
-V = TypeVar("V")
+from carewatch.store.kept import Kept
 
 PACKAGES_KEPT = 50_000
-
-
-class Kept(Generic[K, V]):
-    """A bounded map that forgets the least recently used entry first."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self._items[key] = value
-        self._items.move_to_end(key)
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        self._items.clear()
-
 
 package_cache: Kept[tuple[str, str, str, str], Package] = Kept(PACKAGES_KEPT)
