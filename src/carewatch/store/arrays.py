@@ -5,7 +5,8 @@ expression; a batch passes lists of thousands of ids (events, shifts, carers, al
 that took about 8% of the worker's batch time (docs/throughput.md). A flat list of str (and None)
 is written here as an array literal with every item quoted; any other list goes to psycopg's own
 dumper, so the server reads the same array either way. Lists of aware datetimes (periods, windows,
-announcement times) take the same kind of path, as timestamptz arrays of ISO 8601 instants.
+announcement times) take the same kind of path, as timestamptz arrays of instants written by
+store/instants.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from psycopg import AsyncConnection, postgres
 from psycopg.abc import Buffer
 from psycopg.pq import Format
 from psycopg.types.array import ListDumper
+
+from carewatch.store.instants import instant_text
 
 _TIMESTAMPTZ_ARRAY = postgres.types["timestamptz"].array_oid
 
@@ -45,14 +48,14 @@ def text_array_literal(items: list[Any]) -> str | None:
 
 
 def instant_array_literal(items: list[Any]) -> str | None:
-    """The array literal of a flat list of aware datetimes and None (ISO 8601 with the offset, which
+    """The array literal of a flat list of aware datetimes and None (store/instants.instant_text, which
     PostgreSQL reads as timestamptz); None for anything else (naive datetimes included)."""
     parts = []
     for item in items:
         if item is None:
             parts.append("NULL")
         elif type(item) is datetime and item.tzinfo is not None and item.utcoffset() is not None:
-            parts.append(item.isoformat())
+            parts.append('"' + instant_text(item) + '"')
         else:
             return None
     return "{" + ",".join(parts) + "}"
