@@ -88,8 +88,8 @@ class Settings:
                                     "partitions of the care-events topic when Carewatch creates it")
     consumer_group: str = setting("CAREWATCH_CONSUMER_GROUP", "carewatch-worker",
                                   "Kafka consumer group (the faust app id) of the stream workers")
-    batch_size: int = setting("CAREWATCH_BATCH_SIZE", 8000, "most events the worker takes from the stream at once")
-    worker_lanes: int = setting("CAREWATCH_WORKER_LANES", 2,
+    batch_size: int = setting("CAREWATCH_BATCH_SIZE", 16000, "most events the worker takes from the stream at once")
+    worker_lanes: int = setting("CAREWATCH_WORKER_LANES", 4,
                                 "sub-batches of disjoint partitions a worker applies at once, each in its own "
                                 "transaction (1: one transaction a batch)")
     lane_min_events: int = setting("CAREWATCH_LANE_MIN_EVENTS", 500,

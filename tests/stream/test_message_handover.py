@@ -63,6 +63,6 @@ def test_the_stream_buffer_holds_two_whole_batches() -> None:
     from carewatch.settings import Settings
     from carewatch.stream.app import create_app
 
-    assert Settings().batch_size == 8000
-    assert create_app(Settings()).conf.stream_buffer_maxsize == 16000
+    assert Settings().batch_size == 16000
+    assert create_app(Settings()).conf.stream_buffer_maxsize == 32000
     assert create_app(Settings(batch_size=500)).conf.stream_buffer_maxsize == 4096  # faust's default

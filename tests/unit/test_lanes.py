@@ -43,6 +43,14 @@ def test_a_lane_that_would_be_too_small_keeps_the_batch_whole() -> None:
     assert split_by_partition(lopsided, 2, _partition, min_events=100) == [lopsided]
 
 
+def test_fewer_lanes_when_the_batch_is_too_small_for_all_of_them() -> None:
+    batch = _batch({0: 400, 1: 400, 2: 400, 3: 400})
+    parts = split_by_partition(batch, 4, _partition, min_events=500)
+    assert sorted(len(p) for p in parts) == [800, 800]  # three lanes would leave two with 400
+    assert sorted(item for part in parts for item in part) == sorted(batch)
+    assert len(split_by_partition(_batch({0: 2000, 1: 2000, 2: 2000, 3: 2000}), 4, _partition, min_events=500)) == 4
+
+
 def test_never_more_parts_than_partitions_or_lanes() -> None:
     batch = _batch({0: 500, 1: 500, 2: 500})
     assert len(split_by_partition(batch, 4, _partition, min_events=100)) == 3
@@ -62,5 +70,6 @@ def test_the_worker_pool_has_a_connection_for_every_lane_and_the_held_sweep() ->
     from carewatch.settings import Settings
     from carewatch.stream.lifespan import WorkerResources
 
-    assert WorkerResources.for_settings(Settings()).pool.max_size == 4
+    assert WorkerResources.for_settings(Settings()).pool.max_size == 6  # four lanes by default
+    assert WorkerResources.for_settings(Settings(worker_lanes=2)).pool.max_size == 4
     assert WorkerResources.for_settings(Settings(worker_lanes=6)).pool.max_size == 8

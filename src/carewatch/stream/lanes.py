@@ -51,18 +51,19 @@ def split_by_partition(batch: Sequence[T], lanes: int, partition_of: Callable[[T
     """`batch` in at most `lanes` parts, each partition's items whole and in order in one part.
 
     Partitions are dealt largest first to the part with the fewest items so far, so the parts are
-    about even. A batch of fewer than `min_events` x 2 items, or of one partition, stays whole.
+    about even. Every part gets at least `min_events` items: with too few for all the lanes, fewer
+    parts are made; a batch of fewer than `min_events` x 2 items, or of one partition, stays whole.
     """
     if lanes <= 1 or len(batch) < 2 * max(min_events, 1):
         return [list(batch)]
     groups: dict[Hashable, list[T]] = {}
     for item in batch:
         groups.setdefault(partition_of(item), []).append(item)
-    if len(groups) == 1:
-        return [list(batch)]
-    parts: list[list[T]] = [[] for _ in range(min(lanes, len(groups)))]
-    for group in sorted(groups.values(), key=len, reverse=True):
-        min(parts, key=len).extend(group)
-    if min(len(p) for p in parts) < min_events:  # too uneven to be worth a second transaction
-        return [list(batch)]
-    return parts
+    largest_first = sorted(groups.values(), key=len, reverse=True)
+    for count in range(min(lanes, len(groups), len(batch) // max(min_events, 1)), 1, -1):
+        parts: list[list[T]] = [[] for _ in range(count)]
+        for group in largest_first:
+            min(parts, key=len).extend(group)
+        if min(len(p) for p in parts) >= min_events:  # else too uneven: try fewer lanes
+            return parts
+    return [list(batch)]
