@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from carewatch.schema.events import CareEvent, Rejection, _fast_validator, _validator, validate_event
 from support import contract_objects
 
@@ -49,3 +51,16 @@ def test_a_leap_second_is_rejected_as_jsonschema_does_not_crashed_on() -> None:
     result = validate_event(json.dumps(good | {"occurred_at": "2026-04-06T23:59:60Z"}))
     assert isinstance(result, Rejection) and result.stage == "schema"
     assert result.reason.startswith("occurred_at:")
+
+
+@pytest.mark.parametrize("name", ["date-time", "date", "not-a-format"])
+def test_format_checks_give_jsonschemas_verdicts(name: str) -> None:
+    from jsonschema import Draft202012Validator
+
+    from carewatch.schema.events import _format
+
+    check, reference = _format(name), Draft202012Validator.FORMAT_CHECKER
+    for value in ["2026-03-07T05:00:00Z", "2026-02-30T05:00:00Z", "2026-03-07T05:00:60Z", "2026-03-07t05:00:00z",
+                  "2026-03-07T05:00:00.123456789+01:00", "0000-01-01T00:00:00Z", "2024-02-29", "2023-02-29",
+                  "2026-13-01", "２０２６-03-07", "", "x", 5, None]:
+        assert check(value) == reference.conforms(value, name), value

@@ -102,8 +102,21 @@ def _validators_by_type() -> dict[str, Draft202012Validator]:
 
 
 def _format(name: str) -> Any:
+    """jsonschema's own check of format `name`, called directly: FormatChecker.conforms(value, name) is
+    exactly bool(func(value)), False when func raises one of its declared exceptions, and True for a
+    format it does not know; without its two frames and FormatError (issue 12: ~3 us an event)."""
     checker = Draft202012Validator.FORMAT_CHECKER
-    return lambda value: checker.conforms(value, name)
+    if name not in checker.checkers:
+        return lambda value: checker.conforms(value, name)
+    func, raises = checker.checkers[name]
+
+    def conforms(value: Any) -> bool:
+        try:
+            return bool(func(value))
+        except raises:
+            return False
+
+    return conforms
 
 
 @cache
