@@ -42,7 +42,9 @@ _CORRECTIONS = """
 SELECT event_id, shift_id, carer_id, clock_in_at, clock_out_at, occurred_at, reason_code, corrected_by, xmin::text
 FROM visit_corrections WHERE carer_id = ANY(%(carers)s) AND clock_out_at >= %(since)s"""
 
-StintKey = tuple[str, str, str, str]  # carer, shift, its clock events' state, its corrections' state
+# The database (host, port, name: xmin is unique within one cluster), carer, shift, the state of its
+# clock events and of its corrections.
+StintKey = tuple[str, str, str, str, str]
 kept_stints: Kept[StintKey, tuple[Stint, ...]] = Kept(STINTS_KEPT)
 
 
@@ -57,6 +59,7 @@ async def carer_stints(conn: AsyncConnection[Any], carer_ids: Collection[str],
     if not carer_ids:
         return {}
     params: dict[str, Any] = {"carers": sorted(carer_ids), "since": since}
+    database = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
     corrections: dict[tuple[str, str], list[Correction]] = defaultdict(list)
     correction_rows: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     async with conn.cursor() as cur:
@@ -73,7 +76,7 @@ async def carer_stints(conn: AsyncConnection[Any], carer_ids: Collection[str],
         found: dict[tuple[str, str], tuple[Stint, ...]] = {}
         missing: list[tuple[str, str]] = []
         for pair in pairs:
-            kept = kept_stints.get((*pair, states.get(pair, ""), fixed.get(pair, "")))
+            kept = kept_stints.get((database, *pair, states.get(pair, ""), fixed.get(pair, "")))
             if kept is None:
                 missing.append(pair)
             else:
@@ -90,7 +93,7 @@ async def carer_stints(conn: AsyncConnection[Any], carer_ids: Collection[str],
         made = tuple(Stint(sid, p.clock_in_at, p.clock_out_at)
                      for p in attendance_pairs(clocks[pair].values(), corrections[pair]))
         # Kept under the rows actually read (a clock event committed between the two reads is in them).
-        kept_stints.put((carer, sid, _state(versions[pair]), fixed.get(pair, "")), made)
+        kept_stints.put((database, carer, sid, _state(versions[pair]), fixed.get(pair, "")), made)
         found[pair] = made
     stints: dict[str, list[Stint]] = {c: [] for c in carer_ids}
     for carer, sid in pairs:

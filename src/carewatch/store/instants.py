@@ -32,4 +32,3 @@ def instant_text(at: datetime) -> str:
             _DAYS.clear()
         prefix = _DAYS[day] = date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + " "
     return prefix + _SECONDS[second]
-
