@@ -125,3 +125,44 @@ async def test_held_events_are_released_in_slices_oldest_first() -> None:
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM shifts").fetchone() == (5,)
         assert conn.execute("SELECT count(*) FROM held_events").fetchone() == (0,)
+
+
+async def test_messages_validated_ahead_are_taken_as_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    import carewatch.pipeline.processor as processor_module
+    from carewatch.stream.agents import validate_queued
+
+    url = make_database()
+    events = _events(bench_feed(300))
+
+    async def no_dead_letters(key: bytes | None, value: bytes) -> None:
+        raise AssertionError(f"nothing in the bench feed is rejected: {value[:200]!r}")
+
+    processor = BatchProcessor(make_pool(url, max_size=2), no_dead_letters, FixedClock(NOW))
+    queue: asyncio.Queue[_Event] = asyncio.Queue()
+    for event in events[150:]:
+        queue.put_nowait(event)
+    await validate_queued(queue, processor, limit=100, chunk=16)
+    assert queue.qsize() == 150  # read, not taken
+    calls: list[bytes] = []
+    real = processor_module.validate_event
+
+    def counted(raw: bytes | str) -> Any:
+        calls.append(raw if isinstance(raw, bytes) else raw.encode())
+        return real(raw)
+
+    monkeypatch.setattr(processor_module, "validate_event", counted)
+    try:
+        await handle_lanes([processor], events[:150], min_events=50)
+        assert len(calls) == 150  # nothing of this batch was validated ahead
+        calls.clear()
+        outcome = await handle_lanes([processor.sibling()], events[150:], min_events=50)
+        assert calls == [e.value for e in events[250:]]  # only those beyond the 100 validated ahead
+        assert outcome.rejected == 0 and outcome.applied + outcome.held == 150
+    finally:
+        await processor.close()
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        stored = await (await conn.execute("SELECT count(*) FROM events")).fetchone()
+        held = await (await conn.execute("SELECT count(*) FROM held_events")).fetchone()
+    assert stored is not None and held is not None and stored[0] + held[0] == 300

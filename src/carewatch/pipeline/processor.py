@@ -91,6 +91,10 @@ class BatchProcessor:
     # Shared with siblings (dataclasses.replace passes it on): psycopg's pool must not be opened by two
     # callers at once, and concurrent lanes each open it on their first batch.
     _opening: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # Messages validated ahead (validate_ahead), by their value: validation is a pure function of the
+    # bytes, so a result found here is the one handle() would compute. Shared with siblings; bounded.
+    _validated: dict[bytes, CareEvent | Rejection] = field(default_factory=dict, repr=False)
+    validated_limit: int = 50_000
 
     async def open(self) -> None:
         """Open the pool on first use, inside the running loop (faust owns the loop)."""
@@ -116,7 +120,9 @@ class BatchProcessor:
         events: list[CareEvent] = []
         rejected: list[tuple[bytes | None, Rejection]] = []
         for key, value in messages:
-            result = validate_event(value if value is not None else b"")
+            result = self._validated.pop(value, None) if type(value) is bytes else None
+            if result is None:
+                result = validate_event(value if value is not None else b"")
             if isinstance(result, CareEvent):
                 events.append(result)
             else:
@@ -131,6 +137,15 @@ class BatchProcessor:
         outcome = replace(outcome, rejected=len(rejected))
         await self._notify(outcome)
         return outcome
+
+    def validate_ahead(self, value: bytes) -> None:
+        """Validate a message not yet handed over (one waiting in the stream's queue), so that handle()
+        finds the result instead of computing it then (stream/agents.validate_queued)."""
+        if value in self._validated:
+            return
+        if len(self._validated) >= self.validated_limit:  # messages validated but never handed over
+            self._validated.clear()
+        self._validated[value] = validate_event(value)
 
     async def sweep_held(self) -> tuple[BatchOutcome, list[Rejection]]:
         """Apply held events whose reference has arrived; reject those held past the limit."""

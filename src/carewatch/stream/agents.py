@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -39,8 +40,13 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
         # next is asked for, i.e. after each of its messages has been applied or rejected.
         async for batch in take_batches(stream, settings.batch_size, settings.batch_within_seconds,
                                         settings.batch_idle_ms / 1000):
-            with collector_paused():  # collector.py
-                outcome = await handle_lanes(lanes, batch, settings.lane_min_events)
+            # While the lanes wait for PostgreSQL, the next batch's messages are validated.
+            ahead = asyncio.ensure_future(validate_queued(stream.channel.queue, processor, settings.batch_size))
+            try:
+                with collector_paused():  # collector.py
+                    outcome = await handle_lanes(lanes, batch, settings.lane_min_events)
+            finally:
+                ahead.cancel()
             observe_batch(app.consumer, batch, outcome)
 
     held_outage = Outage(log, "the held-events sweep", retrying=f"retrying every {HELD_SWEEP_SECONDS:g} s")
@@ -58,6 +64,23 @@ def register_agents(app: faust.App, settings: Settings, topics: Topics, processo
             log.info("held events: %d released, %d rejected", released.released, len(expired))
 
     return care_events
+
+
+async def validate_queued(queue: Any, processor: BatchProcessor, limit: int, chunk: int = 64) -> None:
+    """Validate up to `limit` messages waiting in the agent's queue (faust's channel queue, an
+    asyncio.Queue: its deque read, not consumed), `chunk` at a time, yielding to the lanes in between.
+
+    Run beside the lanes of the batch in hand and cancelled when they are done (issue 12): a lane
+    waiting for PostgreSQL leaves the worker idle a quarter of the time, and validation is about a
+    tenth of its work. Nothing is taken from the queue or acknowledged; a result is only kept for
+    BatchProcessor.handle, which computes it itself for anything not validated ahead."""
+    waiting = list(itertools.islice(getattr(queue, "_queue", ()), limit))
+    for n, event in enumerate(waiting):
+        if n % chunk == 0:
+            await asyncio.sleep(0)  # the lanes first, and again every `chunk` messages
+        value = getattr(event, "value", None)
+        if isinstance(value, bytes):
+            processor.validate_ahead(value)
 
 
 def _partition(event: Any) -> tuple[str, int]:
