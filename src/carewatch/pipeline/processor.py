@@ -94,7 +94,7 @@ class BatchProcessor:
     # Messages validated ahead (validate_ahead), by their value: validation is a pure function of the
     # bytes, so a result found here is the one handle() would compute. Shared with siblings; bounded.
     _validated: dict[bytes, CareEvent | Rejection] = field(default_factory=dict, repr=False)
-    validated_limit: int = 50_000
+    validated_limit: int = 32_000  # two default batches: what one validate_queued pass can leave unused
 
     async def open(self) -> None:
         """Open the pool on first use, inside the running loop (faust owns the loop)."""

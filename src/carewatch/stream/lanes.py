@@ -1,9 +1,11 @@
 """One taken batch applied as up to N lanes at once, split by partition (issue 12).
 
 A batch's Python work and its SQL run one after the other: while the database works on a statement
-the worker waits, and while the worker computes the database idles. Two sub-batches of disjoint
-partitions, each in its own transaction on its own connection, let one lane's Python run while the
-other lane's statements are in the database.
+the worker waits, and while the worker computes the database idles. Sub-batches of disjoint
+partitions (up to CAREWATCH_WORKER_LANES, four by default), each in its own transaction on its own
+connection, let one lane's Python run while another lane's statements are in the database. Much of a
+lane's work is paid once per package, carer or shift it touches, so a lane wants a few thousand events
+(docs/throughput.md "Fifth pass": batches of 16,000 in four lanes did better than 8,000 in two).
 
 The lanes are joined before the next batch is taken, so faust sees exactly what it saw with one
 lane: one batch in flight, acknowledged after every message in it was applied or rejected, and a
