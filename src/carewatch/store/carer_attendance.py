@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from carewatch.domain.attendance import attendance_pairs
 from carewatch.domain.double_booking import Stint
 from carewatch.domain.model import ClockEvent, Correction
-from carewatch.store.kept import Kept
+from carewatch.store.kept import Kept, database_of
 
 STINTS_KEPT = 200_000
 
@@ -59,7 +59,7 @@ async def carer_stints(conn: AsyncConnection[Any], carer_ids: Collection[str],
     if not carer_ids:
         return {}
     params: dict[str, Any] = {"carers": sorted(carer_ids), "since": since}
-    database = f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"
+    database = database_of(conn)
     corrections: dict[tuple[str, str], list[Correction]] = defaultdict(list)
     correction_rows: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     async with conn.cursor() as cur:

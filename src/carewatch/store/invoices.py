@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from carewatch.domain.invoice_match import InvoiceMatch
 from carewatch.domain.model import DEFAULT_TIMEZONE, Package, ShiftLedger
 from carewatch.domain.money import round_half_up
+from carewatch.store.kept import database_of
 from carewatch.store.package_cache import package_cache
 from carewatch.store.rows import InvoiceRecord, invoice_from_row, ledger_from_row, package_from_row
 
@@ -42,7 +43,7 @@ async def packages(conn: AsyncConnection[Any], ids: Collection[str],
     time zone are those it was read with (one light query); only the others are read whole."""
     cur = await conn.execute(_PACKAGE_VERSIONS, (default_tz, sorted(ids)))
     versions = await cur.fetchall()
-    database = conn.info.dbname
+    database = database_of(conn)
     found: dict[str, Package] = {}
     invoiced: set[str] = set()
     misses: list[str] = []

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -34,3 +34,9 @@ class Kept(Generic[K, V]):
 
     def clear(self) -> None:
         self._items.clear()
+
+
+def database_of(conn: Any) -> str:
+    """The database a connection reads (host, port and name), for the caches' keys: a row version
+    (`xmin`) is unique within one PostgreSQL cluster only, and one process may reach two."""
+    return f"{conn.info.host}:{conn.info.port}/{conn.info.dbname}"

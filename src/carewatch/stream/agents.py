@@ -79,7 +79,7 @@ async def validate_queued(queue: Any, processor: BatchProcessor, limit: int, chu
         if n % chunk == 0:
             await asyncio.sleep(0)  # the lanes first, and again every `chunk` messages
         value = getattr(event, "value", None)
-        if isinstance(value, bytes):
+        if type(value) is bytes:  # the test handle() makes before looking a result up
             processor.validate_ahead(value)
 
 
